@@ -1,0 +1,275 @@
+//! Loading the embedded object, attaching it, pinning it, reading it.
+
+use std::{
+    ffi::CString,
+    os::fd::{AsFd, BorrowedFd},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapInfo, MapType, PerCpuArray},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
+};
+use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME, STATS_MAP, stats::Stats};
+
+use super::{
+    AttachMode, DataplaneError, EBPF_OBJECT, bpffs::ensure_pin_dir, pins::link_pin_path,
+    pins::sum_stats,
+};
+
+/// The maps this build pins, with the layout it needs them to have. A pinned
+/// map left by another build is reused only if it matches.
+const PINNED_MAPS: &[MapLayout] = &[MapLayout {
+    name: STATS_MAP,
+    map_type: MapType::PerCpuArray,
+    key_size: 4,
+    value_size: size_of::<Stats>() as u32,
+    max_entries: 1,
+}];
+
+struct MapLayout {
+    name: &'static str,
+    map_type: MapType,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+/// Where a program got attached, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index (in the caller's network namespace).
+    pub ifindex: u32,
+    /// The mode in use, or `None` when the program was swapped into an
+    /// existing pinned attachment, which keeps the mode it was made with.
+    pub mode: Option<AttachMode>,
+}
+
+/// The loaded XDP object: programs, maps, and the attachments it owns.
+///
+/// Attachments made with [`Dataplane::attach`] last as long as this value;
+/// those made with [`Dataplane::attach_pinned`] last until their pin is
+/// removed ([`super::detach_pinned`]).
+pub struct Dataplane {
+    ebpf: Ebpf,
+    pin_dir: Option<PathBuf>,
+}
+
+impl Dataplane {
+    /// Loads the embedded object and the main program into the kernel.
+    ///
+    /// With `pin_dir`, the maps are pinned there, or, if an earlier run
+    /// pinned them, reused (after checking their layout), so counters and
+    /// table contents survive a restart of the agent.
+    pub fn load(pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
+        let mut loader = EbpfLoader::new();
+        let pin_paths: Vec<(&'static str, PathBuf)> = match pin_dir {
+            Some(dir) => {
+                ensure_pin_dir(dir)?;
+                PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))).collect()
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pin_paths {
+            check_pinned_layout(path, name)?;
+            loader.map_pin_path(name, path.as_path());
+        }
+        let ebpf = loader.load(EBPF_OBJECT).map_err(DataplaneError::Load)?;
+        let mut dataplane = Dataplane { ebpf, pin_dir: pin_dir.map(Path::to_owned) };
+        dataplane.program(PROGRAM_NAME)?;
+        Ok(dataplane)
+    }
+
+    /// The named XDP program (`edge_xdp` or `edge_pass`), loaded into the
+    /// kernel on first use.
+    fn program(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
+        let missing = DataplaneError::MissingInObject { kind: "program", name };
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(missing)?
+            .try_into()
+            .map_err(|source| DataplaneError::Verifier { name, source })?;
+        if program.fd().is_err() {
+            program.load().map_err(|source| DataplaneError::Verifier { name, source })?;
+        }
+        Ok(program)
+    }
+
+    /// File descriptor of a loaded program, for `BPF_PROG_TEST_RUN`.
+    /// `name` is [`PROGRAM_NAME`] or [`PASS_PROGRAM_NAME`].
+    pub fn program_fd(&mut self, name: &'static str) -> Result<BorrowedFd<'_>, DataplaneError> {
+        let program = self.program(name)?;
+        let fd = program.fd().map_err(|source| DataplaneError::Verifier { name, source })?;
+        Ok(fd.as_fd())
+    }
+
+    /// Attaches `edge_xdp` to `ifname` for as long as this value lives.
+    pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
+        self.attach_program(PROGRAM_NAME, ifname, mode)
+    }
+
+    /// Attaches the pass-through program to `ifname` for as long as this
+    /// value lives (the far end of a veth needs one for native `XDP_TX`).
+    pub fn attach_pass(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
+        self.attach_program(PASS_PROGRAM_NAME, ifname, mode)
+    }
+
+    fn attach_program(
+        &mut self,
+        name: &'static str,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<Attachment, DataplaneError> {
+        let ifindex = ifindex(ifname)?;
+        let (_, used) = attach_with_fallback(self.program(name)?, ifname, ifindex, mode)?;
+        Ok(Attachment { ifname: ifname.to_owned(), ifindex, mode: Some(used) })
+    }
+
+    /// Attaches `edge_xdp` to `ifname` and pins program and link in the pin
+    /// directory, so the data plane keeps forwarding after this process
+    /// exits. If edge is already attached there, the new program replaces the
+    /// old one atomically inside the existing link: no packet sees no program.
+    pub fn attach_pinned(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
+        let pin_dir = self.pin_dir.clone().ok_or_else(|| DataplaneError::PinDir {
+            path: PathBuf::new(),
+            reason: "no pin directory given when loading".into(),
+        })?;
+        let ifindex = ifindex(ifname)?;
+        let link_path = link_pin_path(&pin_dir, ifname);
+        let program = self.program(PROGRAM_NAME)?;
+        let pin_error = |path: &Path, reason: String| DataplaneError::Pin { path: path.to_owned(), reason };
+
+        let (link_id, used) = if link_path.exists() {
+            // Hold the existing link by fd while its pin is re-made below.
+            let existing = PinnedLink::from_pin(&link_path)
+                .map_err(|e| pin_error(&link_path, e.to_string()))?
+                .unpin()
+                .map_err(|e| pin_error(&link_path, e.to_string()))?;
+            let existing = XdpLink::try_from(existing).map_err(|e| pin_error(&link_path, e.to_string()))?;
+            let id = program.attach_to_link(existing).map_err(|source| DataplaneError::Attach {
+                ifname: ifname.to_owned(),
+                mode: "replace".into(),
+                source,
+                hint: "",
+            })?;
+            (id, None)
+        } else {
+            let (id, used) = attach_with_fallback(program, ifname, ifindex, mode)?;
+            (id, Some(used))
+        };
+
+        let link = program.take_link(link_id).map_err(|source| DataplaneError::Attach {
+            ifname: ifname.to_owned(),
+            mode: "take link".into(),
+            source,
+            hint: "",
+        })?;
+        let link = FdLink::try_from(link).map_err(|_| DataplaneError::NoBpfLink(ifname.to_owned()))?;
+        link.pin(&link_path).map_err(|e| pin_error(&link_path, e.to_string()))?;
+
+        let program_path = pin_dir.join(PROGRAM_NAME);
+        if program_path.exists() {
+            std::fs::remove_file(&program_path).map_err(|e| pin_error(&program_path, e.to_string()))?;
+        }
+        program.pin(&program_path).map_err(|e| pin_error(&program_path, e.to_string()))?;
+        Ok(Attachment { ifname: ifname.to_owned(), ifindex, mode: used })
+    }
+
+    /// Current counters, summed over all CPUs.
+    pub fn stats(&self) -> Result<Stats, DataplaneError> {
+        let map = self.ebpf.map(STATS_MAP).ok_or(DataplaneError::MissingInObject { kind: "map", name: STATS_MAP })?;
+        let map = PerCpuArray::<_, Stats>::try_from(map)
+            .map_err(|source| DataplaneError::Map { map: STATS_MAP, source })?;
+        sum_stats(&map)
+    }
+}
+
+/// Attaches `program` in `mode`; `Auto` tries native first, then generic.
+fn attach_with_fallback(
+    program: &mut Xdp,
+    ifname: &str,
+    ifindex: u32,
+    mode: AttachMode,
+) -> Result<(XdpLinkId, AttachMode), DataplaneError> {
+    let attach_error = |mode: &str, source: ProgramError| DataplaneError::Attach {
+        ifname: ifname.to_owned(),
+        mode: mode.to_owned(),
+        hint: attach_hint(&source),
+        source,
+    };
+    match mode {
+        AttachMode::Auto => match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(id) => Ok((id, AttachMode::Native)),
+            Err(native) => {
+                tracing::warn!(ifname, error = %native, "native XDP refused, falling back to generic mode");
+                program
+                    .attach_to_if_index(ifindex, XdpMode::Skb)
+                    .map(|id| (id, AttachMode::Generic))
+                    .map_err(|e| attach_error("native, then generic", e))
+            }
+        },
+        explicit => program
+            .attach_to_if_index(ifindex, explicit.xdp_mode())
+            .map(|id| (id, explicit))
+            .map_err(|e| attach_error(&explicit.to_string(), e)),
+    }
+}
+
+/// What the operator can do about a failed attach, from its errno.
+fn attach_hint(error: &ProgramError) -> &'static str {
+    let errno = match error {
+        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
+        ProgramError::XdpError(aya::programs::xdp::XdpError::NetlinkError(e)) => e.raw_os_error(),
+        _ => None,
+    };
+    match errno {
+        Some(libc::EBUSY | libc::EEXIST) => {
+            " (another XDP program is attached: if it is edge's run `edge-agent xdp detach`, \
+             otherwise remove it with `ip link set dev IF xdp off`)"
+        }
+        Some(libc::EOPNOTSUPP) => " (the driver has no native XDP: use generic or auto mode)",
+        Some(libc::EPERM) => " (attaching XDP needs root or CAP_NET_ADMIN + CAP_BPF)",
+        _ => "",
+    }
+}
+
+/// Index of interface `ifname` in this network namespace.
+fn ifindex(ifname: &str) -> Result<u32, DataplaneError> {
+    let no_such = || DataplaneError::NoSuchInterface(ifname.to_owned());
+    let c_name = CString::new(ifname).map_err(|_| no_such())?;
+    // SAFETY: `c_name` is a NUL-terminated string that outlives the call.
+    match unsafe { libc::if_nametoindex(c_name.as_ptr()) } {
+        0 => Err(no_such()),
+        index => Ok(index),
+    }
+}
+
+/// Refuses to reuse a pinned map whose layout differs from this build's.
+fn check_pinned_layout(path: &Path, name: &str) -> Result<(), DataplaneError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let layout = PINNED_MAPS.iter().find(|m| m.name == name).expect("only called for PINNED_MAPS");
+    let info = MapInfo::from_pin(path).map_err(|source| DataplaneError::Map { map: layout.name, source })?;
+    let found = (info.map_type().ok(), info.key_size(), info.value_size(), info.max_entries());
+    let expected = (Some(layout.map_type), layout.key_size, layout.value_size, layout.max_entries);
+    if found == expected {
+        return Ok(());
+    }
+    let describe = |(t, k, v, n): (Option<MapType>, u32, u32, u32)| {
+        format!("type {t:?}, key {k} B, value {v} B, {n} entries")
+    };
+    Err(DataplaneError::PinnedMapIncompatible {
+        path: path.to_owned(),
+        found: describe(found),
+        expected: describe(expected),
+    })
+}

@@ -1,0 +1,109 @@
+//! `edge-agent`: the edge daemon's command line.
+//!
+//! For now it manages the XDP data plane by hand: attach and pin it, detach
+//! it, print its counters. The daemon (`edge-agent run`) arrives with the
+//! BGP, overlay and control issues.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use edge_agent::dataplane::{self, AttachMode, Dataplane};
+use edge_common::{DEFAULT_PIN_DIR, stats::Counter};
+
+/// The edge agent: anycast CDN edge node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Run inside network namespace NAME (from `ip netns add`). Unlike `ip
+    /// netns exec`, this switches only the network namespace, so pins land
+    /// in the host's bpffs and outlive this process.
+    #[arg(long, global = true, value_name = "NAME")]
+    netns: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the XDP data plane directly.
+    #[command(subcommand)]
+    Xdp(XdpCommand),
+}
+
+#[derive(Subcommand)]
+enum XdpCommand {
+    /// Load the embedded XDP program, attach it to IFACE and pin program,
+    /// link and maps so it keeps running after this command exits. If edge
+    /// is already attached there, the program is replaced atomically.
+    Attach {
+        /// The Internet-facing interface.
+        #[arg(long)]
+        iface: String,
+        /// auto (native, else generic), native or generic.
+        #[arg(long, default_value = "auto")]
+        mode: AttachMode,
+        /// bpffs directory for the pins.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
+    /// Detach edge from IFACE; the last detach also removes program and map pins.
+    Detach {
+        /// The interface to detach from.
+        #[arg(long)]
+        iface: String,
+        /// bpffs directory of the pins.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
+    /// Print the data-plane counters (summed over CPUs) from the pinned map.
+    Stats {
+        /// bpffs directory of the pins.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    if let Some(name) = &cli.netns {
+        edge_agent::netns::enter(name)?;
+    }
+    match cli.command {
+        Command::Xdp(XdpCommand::Attach { iface, mode, pin_dir }) => {
+            let mut dp = Dataplane::load(Some(&pin_dir)).context("loading the data plane")?;
+            let attachment = dp.attach_pinned(&iface, mode)?;
+            match attachment.mode {
+                Some(mode) => println!(
+                    "attached edge_xdp to {iface} (ifindex {}) in {mode} mode; pinned under {}",
+                    attachment.ifindex,
+                    pin_dir.display()
+                ),
+                None => println!(
+                    "replaced the program in edge's existing attachment on {iface} (its mode is kept; \
+                     detach first to change it); pinned under {}",
+                    pin_dir.display()
+                ),
+            }
+        }
+        Command::Xdp(XdpCommand::Detach { iface, pin_dir }) => {
+            dataplane::detach_pinned(&pin_dir, &iface)?;
+            println!("detached edge from {iface}");
+        }
+        Command::Xdp(XdpCommand::Stats { pin_dir }) => {
+            let stats = dataplane::read_pinned_stats(&pin_dir)
+                .with_context(|| format!("is edge attached? (looked in {})", pin_dir.display()))?;
+            for counter in Counter::ALL {
+                println!("{:<20} {}", counter.name(), stats.get(*counter));
+            }
+        }
+    }
+    Ok(())
+}

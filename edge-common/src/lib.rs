@@ -1,0 +1,27 @@
+//! Types shared by the XDP program (`edge-ebpf`) and the agent (`edge-agent`).
+//!
+//! This crate owns the binary contract between the two halves of edge: the
+//! names of the BPF maps and of the program, and the `#[repr(C)]` layout of
+//! every map value. It is `#![no_std]` so that the eBPF object can use it;
+//! the `user` feature adds `aya::Pod` implementations for the agent.
+//! Nothing else lives here.
+#![no_std]
+
+pub mod stats;
+
+/// Name of the XDP program function inside the object.
+pub const PROGRAM_NAME: &str = "edge_xdp";
+
+/// Default bpffs directory under which the agent and `cargo xtask load` pin
+/// the program link and maps, so that `bpftool map dump pinned
+/// /sys/fs/bpf/edge/<map>` works and the data plane outlives the agent.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/edge";
+
+/// Name of the per-CPU statistics map (and of its pin file).
+pub const STATS_MAP: &str = "edge_stats";
+
+/// Name of the pass-through XDP program in the same object. It returns
+/// `XDP_PASS` and does nothing else: the baseline for timing the real
+/// program, and the program the receiving end of a veth needs so that
+/// frames sent with `XDP_TX` or redirect arrive in native mode.
+pub const PASS_PROGRAM_NAME: &str = "edge_pass";

@@ -1,0 +1,99 @@
+//! `cargo xtask`: developer and CI tasks for edge.
+//!
+//! Each subcommand says what it does in `cargo xtask help`. xtask itself
+//! depends on nothing that needs the BPF toolchain, so `cargo xtask setup`
+//! builds and runs on a machine that is not set up yet.
+
+mod build;
+mod cmd;
+mod demo;
+mod ebpf_build;
+mod load;
+mod setup;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Developer and CI tasks for edge.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make this machine ready: nightly rust-src, bpf-linker, Debian packages;
+    /// check root, bpf(), XDP and network namespaces. Idempotent.
+    Setup,
+    /// Build the XDP object (with BTF) into target/bpf/.
+    BuildEbpf {
+        /// Build the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build the XDP object, then the workspace (the agent embeds the object).
+    Build {
+        /// Build the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build and run edge-agent with the given arguments.
+    Run {
+        /// Build the release profile.
+        #[arg(long)]
+        release: bool,
+        /// Arguments for edge-agent (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Attach the XDP program to IFACE and pin it, so bpftool can inspect it.
+    Load {
+        /// Interface to attach to.
+        #[arg(long)]
+        iface: String,
+        /// auto, native or generic.
+        #[arg(long, default_value = "auto")]
+        mode: String,
+        /// Network namespace (from `ip netns add`) that holds IFACE.
+        #[arg(long)]
+        netns: Option<String>,
+        /// bpffs directory for the pins.
+        #[arg(long, default_value = "/sys/fs/bpf/edge")]
+        pin_dir: PathBuf,
+    },
+    /// Detach the XDP program from IFACE and remove its pins.
+    Unload {
+        /// Interface to detach from.
+        #[arg(long)]
+        iface: String,
+        /// bpffs directory of the pins.
+        #[arg(long, default_value = "/sys/fs/bpf/edge")]
+        pin_dir: PathBuf,
+    },
+    /// Set up, lint, build, then run the whole test suite (README's test command).
+    Test,
+    /// Run the benchmarks (needs root: they run the XDP program in the kernel).
+    Bench,
+    /// Show the data plane at work on a veth pair in two fresh network
+    /// namespaces: load, send traffic, dump the counters with bpftool, clean up.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::BuildEbpf { release } => build::ebpf(release).map(|_| ()),
+        Command::Build { release } => build::all(release),
+        Command::Run { release, args } => build::run_agent(release, &args),
+        Command::Load { iface, mode, netns, pin_dir } => load::load(&iface, &mode, netns.as_deref(), &pin_dir),
+        Command::Unload { iface, pin_dir } => load::unload(&iface, &pin_dir),
+        Command::Test => test::run(),
+        Command::Bench => test::bench(),
+        Command::Demo => demo::run(),
+    }
+}
