@@ -1,1 +1,28 @@
-//! placeholder
+//! Test support shared by every edge test and benchmark.
+//!
+//! - [`privilege`]: tests that need root fail loudly without it (and always
+//!   under `CI=true`); they never skip silently.
+//! - [`netns`]: uniquely named network namespaces (tests run in parallel),
+//!   veth links between them, running a closure or a command inside one;
+//!   removed on drop, so also when a test panics, and reaped when a test
+//!   process died without dropping them.
+//! - [`pins`]: a private bpffs pin directory per test, removed on drop.
+//! - [`daemon`] and [`bird`]: real peers started from generated config,
+//!   killed on drop.
+//! - [`packet`]: crafted Ethernet/VLAN/IPv4/IPv6/UDP/TCP frames.
+//! - [`raw`]: hand-made frames out of an interface (packet socket).
+//! - [`testrun`]: `BPF_PROG_TEST_RUN` on a program fd: action and output
+//!   bytes, and timing against the empty program in the same run.
+//! - [`counters`]: which data-plane counters a test moved.
+//! - [`plan`]: the address plan of the design brief.
+
+pub mod bird;
+pub mod counters;
+pub mod daemon;
+pub mod netns;
+pub mod packet;
+pub mod pins;
+pub mod plan;
+pub mod privilege;
+pub mod raw;
+pub mod testrun;
