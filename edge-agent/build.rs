@@ -18,7 +18,9 @@ mod ebpf_build;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("edge-agent lives in the workspace root");
+    let root = manifest_dir
+        .parent()
+        .expect("edge-agent lives in the workspace root");
     for watched in [
         "edge-ebpf/src",
         "edge-ebpf/Cargo.toml",
@@ -38,7 +40,10 @@ fn main() {
     if let Some(object) = env::var_os("EDGE_EBPF_OBJECT") {
         let object = PathBuf::from(object);
         if !object.is_file() {
-            fail(&format!("EDGE_EBPF_OBJECT={} is not a file", object.display()), "");
+            fail(
+                &format!("EDGE_EBPF_OBJECT={} is not a file", object.display()),
+                "",
+            );
         }
         println!("cargo:rerun-if-changed={}", object.display());
         println!("cargo:rustc-env=EDGE_EBPF_OBJECT={}", object.display());
@@ -63,7 +68,10 @@ fn build_object(root: &Path, target_dir: &Path, release: bool) -> PathBuf {
     cmd.arg("--quiet");
     let output = match cmd.output() {
         Ok(output) => output,
-        Err(e) => fail(&format!("cannot run `rustup` to build the XDP object: {e}"), ""),
+        Err(e) => fail(
+            &format!("cannot run `rustup` to build the XDP object: {e}"),
+            "",
+        ),
     };
     if !output.status.success() {
         fail(
@@ -73,7 +81,13 @@ fn build_object(root: &Path, target_dir: &Path, release: bool) -> PathBuf {
     }
     let object = ebpf_build::object_path(target_dir, release);
     if !object.is_file() {
-        fail(&format!("the XDP build succeeded but {} is missing", object.display()), "");
+        fail(
+            &format!(
+                "the XDP build succeeded but {} is missing",
+                object.display()
+            ),
+            "",
+        );
     }
     object
 }

@@ -77,7 +77,11 @@ fn main() -> Result<()> {
         edge_agent::netns::enter(name)?;
     }
     match cli.command {
-        Command::Xdp(XdpCommand::Attach { iface, mode, pin_dir }) => {
+        Command::Xdp(XdpCommand::Attach {
+            iface,
+            mode,
+            pin_dir,
+        }) => {
             let mut dp = Dataplane::load(Some(&pin_dir)).context("loading the data plane")?;
             let attachment = dp.attach_pinned(&iface, mode)?;
             match attachment.mode {

@@ -9,7 +9,9 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
     /// The namespace handle could not be opened.
-    #[error("network namespace `{name}` not found at {path}: {source} (list them with `ip netns list`)")]
+    #[error(
+        "network namespace `{name}` not found at {path}: {source} (list them with `ip netns list`)"
+    )]
     Open {
         /// The namespace name.
         name: String,
@@ -42,7 +44,10 @@ pub fn enter(name: &str) -> Result<(), NetnsError> {
     })?;
     // SAFETY: `file` is an open namespace handle for the duration of the call.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(NetnsError::Setns { name: name.to_owned(), source: std::io::Error::last_os_error() });
+        return Err(NetnsError::Setns {
+            name: name.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }

@@ -124,8 +124,16 @@ mod tests {
 
     #[test]
     fn accumulate_sums_every_counter() {
-        let mut a = Stats { ipv4: 1, vlan_tagged: 2, ..Stats::default() };
-        let b = Stats { ipv4: 10, trunc_eth: 3, ..Stats::default() };
+        let mut a = Stats {
+            ipv4: 1,
+            vlan_tagged: 2,
+            ..Stats::default()
+        };
+        let b = Stats {
+            ipv4: 10,
+            trunc_eth: 3,
+            ..Stats::default()
+        };
         a.accumulate(&b);
         assert_eq!((a.ipv4, a.trunc_eth, a.vlan_tagged), (11, 3, 2));
     }

@@ -35,7 +35,10 @@ pub(crate) struct Frame {
 #[inline(always)]
 pub(crate) fn classify(ctx: &XdpContext) -> Frame {
     let Some(mut ethertype) = be16_at(ctx, EthHdr::LEN - ETHERTYPE_FROM_END) else {
-        return Frame { outcome: Counter::TruncEth, vlan_tagged: false };
+        return Frame {
+            outcome: Counter::TruncEth,
+            vlan_tagged: false,
+        };
     };
     let mut l3 = EthHdr::LEN;
     let mut vlan_tagged = false;
@@ -45,7 +48,10 @@ pub(crate) fn classify(ctx: &XdpContext) -> Frame {
         }
         vlan_tagged = true;
         let Some(inner) = be16_at(ctx, l3 + VlanHdr::LEN - ETHERTYPE_FROM_END) else {
-            return Frame { outcome: Counter::TruncVlan, vlan_tagged };
+            return Frame {
+                outcome: Counter::TruncVlan,
+                vlan_tagged,
+            };
         };
         ethertype = inner;
         l3 += VlanHdr::LEN;
@@ -56,7 +62,10 @@ pub(crate) fn classify(ctx: &XdpContext) -> Frame {
         t if is_vlan(t) => Counter::VlanTooDeep,
         _ => Counter::NonIp,
     };
-    Frame { outcome, vlan_tagged }
+    Frame {
+        outcome,
+        vlan_tagged,
+    }
 }
 
 #[inline(always)]

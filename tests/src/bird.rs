@@ -26,10 +26,13 @@ pub struct BgpNeighbor {
 /// A minimal BIRD config: router id, the device protocol, and one BGP
 /// protocol per neighbour with IPv4 and IPv6 unicast channels that import
 /// everything and export nothing.
-pub fn bgp_config(router_id: std::net::Ipv4Addr, local_asn: u32, neighbors: &[BgpNeighbor]) -> String {
-    let mut config = format!(
-        "log stderr all;\nrouter id {router_id};\nprotocol device {{ scan time 1; }}\n"
-    );
+pub fn bgp_config(
+    router_id: std::net::Ipv4Addr,
+    local_asn: u32,
+    neighbors: &[BgpNeighbor],
+) -> String {
+    let mut config =
+        format!("log stderr all;\nrouter id {router_id};\nprotocol device {{ scan time 1; }}\n");
     for n in neighbors {
         config.push_str(&format!(
             "protocol bgp {name} {{\n  local as {local_asn};\n  neighbor {addr} as {asn};\n  \
@@ -46,7 +49,10 @@ impl Bird {
     /// Writes `config` and starts BIRD in `ns`; returns once `birdc`
     /// answers. Panics with BIRD's output if it does not come up.
     pub fn start(ns: &Netns, config: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("edge-bird-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("edge-bird-")
+            .tempdir()
+            .expect("temp dir");
         let conf = dir.path().join("bird.conf");
         std::fs::write(&conf, config).expect("write bird.conf");
         let socket = dir.path().join("bird.ctl");
@@ -55,27 +61,45 @@ impl Bird {
         let mut daemon = Daemon::spawn("bird", cmd, &dir.path().join("bird.log"));
         let bird_socket = socket.clone();
         daemon.wait_for("birdc to answer", Duration::from_secs(10), || {
-            birdc_raw(&bird_socket, "show status").filter(|s| s.contains("Daemon is up and running"))
+            birdc_raw(&bird_socket, "show status")
+                .filter(|s| s.contains("Daemon is up and running"))
         });
-        Bird { daemon, socket, _dir: dir }
+        Bird {
+            daemon,
+            socket,
+            _dir: dir,
+        }
     }
 
     /// Runs a `birdc` command and returns its output; panics if birdc fails.
     pub fn birdc(&mut self, command: &str) -> String {
         self.daemon.assert_running();
-        birdc_raw(&self.socket, command).unwrap_or_else(|| panic!("birdc `{command}` failed; log:\n{}", self.daemon.log()))
+        birdc_raw(&self.socket, command)
+            .unwrap_or_else(|| panic!("birdc `{command}` failed; log:\n{}", self.daemon.log()))
     }
 
     /// Waits until `show protocols <name>` reports the session Established.
     pub fn wait_established(&mut self, protocol: &str, timeout: Duration) {
         let socket = self.socket.clone();
-        self.daemon.wait_for(&format!("BGP session {protocol} to be Established"), timeout, || {
-            birdc_raw(&socket, &format!("show protocols {protocol}")).filter(|s| s.contains("Established"))
-        });
+        self.daemon.wait_for(
+            &format!("BGP session {protocol} to be Established"),
+            timeout,
+            || {
+                birdc_raw(&socket, &format!("show protocols {protocol}"))
+                    .filter(|s| s.contains("Established"))
+            },
+        );
     }
 }
 
 fn birdc_raw(socket: &std::path::Path, command: &str) -> Option<String> {
-    let out = Command::new("birdc").arg("-s").arg(socket).args(command.split_whitespace()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new("birdc")
+        .arg("-s")
+        .arg(socket)
+        .args(command.split_whitespace())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

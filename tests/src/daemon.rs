@@ -18,15 +18,24 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cmd` with stdout and stderr going to `log`.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Self {
-        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
         let err = file.try_clone().expect("dup log file");
         let child = cmd
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {name} ({cmd:?}): {e}; `cargo xtask setup` installs the test peers"));
-        Daemon { name: name.to_owned(), child, log: log.to_owned() }
+            .unwrap_or_else(|e| {
+                panic!(
+                    "starting {name} ({cmd:?}): {e}; `cargo xtask setup` installs the test peers"
+                )
+            });
+        Daemon {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        }
     }
 
     /// The daemon's output so far.
@@ -44,7 +53,12 @@ impl Daemon {
     /// Polls `check` every 100 ms until it returns `Some`, for at most
     /// `timeout`; panics with `what` and the daemon's log on timeout or if
     /// the daemon dies meanwhile.
-    pub fn wait_for<T>(&mut self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             self.assert_running();
@@ -52,7 +66,11 @@ impl Daemon {
                 return value;
             }
             if Instant::now() > deadline {
-                panic!("{}: timed out after {timeout:?} waiting for {what}; log:\n{}", self.name, self.log());
+                panic!(
+                    "{}: timed out after {timeout:?} waiting for {what}; log:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }

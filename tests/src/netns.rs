@@ -51,7 +51,9 @@ impl Netns {
                 edge_agent::netns::enter(&self.name).unwrap_or_else(|e| panic!("{e}"));
                 f()
             });
-            handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 
@@ -104,16 +106,28 @@ impl Drop for Netns {
 
 /// Creates a veth pair: `a_dev` in `a`, `b_dev` in `b`, both up.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
-    a.ip(&["link", "add", a_dev, "type", "veth", "peer", "name", b_dev, "netns", b.name()]);
+    a.ip(&[
+        "link",
+        "add",
+        a_dev,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_dev,
+        "netns",
+        b.name(),
+    ]);
     a.ip(&["link", "set", a_dev, "up"]);
     b.ip(&["link", "set", b_dev, "up"]);
 }
 
 /// Runs `ip <args>` and panics with its stderr on failure.
 fn ip(args: &[&str]) -> Output {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `ip` ({e}): `cargo xtask setup` installs iproute2")
-    });
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `ip` ({e}): `cargo xtask setup` installs iproute2"));
     assert!(
         out.status.success(),
         "`ip {}` failed: {}",
@@ -140,17 +154,25 @@ fn delete(name: &str) {
 /// The first call of a process also removes what dead test processes left.
 pub(crate) fn unique_name() -> String {
     REAP.call_once(reap_stale);
-    format!("{PREFIX}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{PREFIX}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Deletes test namespaces and pin directories whose creating process is gone.
 fn reap_stale() {
     let dirs = [edge_agent::netns::NETNS_RUN_DIR, crate::pins::PIN_ROOT];
     for (index, dir) in dirs.into_iter().enumerate() {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(pid) = owner_pid(&name) else { continue };
+            let Some(pid) = owner_pid(&name) else {
+                continue;
+            };
             if std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 continue;
             }
@@ -178,7 +200,14 @@ mod tests {
     #[test]
     fn only_test_namespace_names_have_an_owner() {
         assert_eq!(owner_pid("edget-1234-7"), Some(1234));
-        for foreign in ["edget-1234", "edget-x-1", "edge-demo-pop", "edget-1-2-3", "other-1-2", "edget-"] {
+        for foreign in [
+            "edget-1234",
+            "edget-x-1",
+            "edge-demo-pop",
+            "edget-1-2-3",
+            "other-1-2",
+            "edget-",
+        ] {
             assert_eq!(owner_pid(foreign), None, "{foreign}");
         }
     }

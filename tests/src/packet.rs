@@ -131,13 +131,25 @@ pub fn tcp_syn(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
 }
 
 /// A complete IPv4/UDP frame, optionally VLAN-tagged.
-pub fn udp4_frame(vlans: &[Vlan], src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp4_frame(
+    vlans: &[Vlan],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let l4 = udp(src.into(), dst.into(), 40000, dport, payload);
     ethernet(vlans, ETH_P_IPV4, &ipv4(src, dst, IPPROTO_UDP, &[], &l4))
 }
 
 /// A complete IPv6/UDP frame, optionally VLAN-tagged.
-pub fn udp6_frame(vlans: &[Vlan], src: Ipv6Addr, dst: Ipv6Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp6_frame(
+    vlans: &[Vlan],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let l4 = udp(src.into(), dst.into(), 40000, dport, payload);
     ethernet(vlans, ETH_P_IPV6, &ipv6(src, dst, IPPROTO_UDP, &l4))
 }
@@ -147,7 +159,10 @@ pub fn udp6_frame(vlans: &[Vlan], src: Ipv6Addr, dst: Ipv6Addr, dport: u16, payl
 pub fn checksum(bytes: &[u8], initial: u32) -> u16 {
     let mut sum = initial;
     for chunk in bytes.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([chunk[0], chunk.get(1).copied().unwrap_or(0)]));
+        sum += u32::from(u16::from_be_bytes([
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+        ]));
     }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -180,7 +195,7 @@ fn pseudo_header_sum(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> u32 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{client_v4, underlay_v6, VIP_WEB_V4};
+    use crate::plan::{VIP_WEB_V4, client_v4, underlay_v6};
 
     #[test]
     fn ipv4_header_checksum_verifies() {
@@ -197,19 +212,37 @@ mod tests {
             (IpAddr::from(underlay_v6(1)), IpAddr::from(underlay_v6(2))),
         ] {
             let d = udp(src, dst, 1234, 53, b"odd");
-            assert_eq!(checksum(&d, pseudo_header_sum(src, dst, IPPROTO_UDP, d.len())), 0);
+            assert_eq!(
+                checksum(&d, pseudo_header_sum(src, dst, IPPROTO_UDP, d.len())),
+                0
+            );
             let s = tcp_syn(src, dst, 1234, 80);
-            assert_eq!(checksum(&s, pseudo_header_sum(src, dst, IPPROTO_TCP, s.len())), 0);
+            assert_eq!(
+                checksum(&s, pseudo_header_sum(src, dst, IPPROTO_TCP, s.len())),
+                0
+            );
         }
     }
 
     #[test]
     fn vlan_tags_come_in_order_before_the_ethertype() {
         let f = ethernet(
-            &[Vlan { tpid: TPID_8021AD, vid: 10 }, Vlan { tpid: TPID_8021Q, vid: 0x1fff }],
+            &[
+                Vlan {
+                    tpid: TPID_8021AD,
+                    vid: 10,
+                },
+                Vlan {
+                    tpid: TPID_8021Q,
+                    vid: 0x1fff,
+                },
+            ],
             ETH_P_IPV4,
             &[],
         );
-        assert_eq!(&f[12..], &[0x88, 0xa8, 0, 10, 0x81, 0x00, 0x0f, 0xff, 0x08, 0x00]);
+        assert_eq!(
+            &f[12..],
+            &[0x88, 0xa8, 0, 10, 0x81, 0x00, 0x0f, 0xff, 0x08, 0x00]
+        );
     }
 }

@@ -16,7 +16,9 @@ pub struct PinDir {
 impl PinDir {
     /// A fresh, unique path.
     pub fn new() -> Self {
-        PinDir { path: Path::new(PIN_ROOT).join(crate::netns::unique_name()) }
+        PinDir {
+            path: Path::new(PIN_ROOT).join(crate::netns::unique_name()),
+        }
     }
 
     /// The directory.

@@ -22,6 +22,10 @@ pub fn require_root(test: &str) -> bool {
     panic!(
         "{test} needs root: it uses bpf(2), XDP and network namespaces. \
          Run the suite as root (`sudo cargo xtask test`){}",
-        if ci { "; under CI=true it can never be skipped" } else { "" }
+        if ci {
+            "; under CI=true it can never be skipped"
+        } else {
+            ""
+        }
     );
 }

@@ -7,7 +7,10 @@
 //! driver or `eth_type_trans` drops them first); the program's bounds checks
 //! for them are proven by the verifier, not by a test run.
 
-use std::{io, os::fd::{AsRawFd, BorrowedFd}};
+use std::{
+    io,
+    os::fd::{AsRawFd, BorrowedFd},
+};
 
 /// `bpf(2)` command number of `BPF_PROG_TEST_RUN`.
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
@@ -40,7 +43,11 @@ impl XdpAction {
             2 => Self::Pass,
             3 => Self::Tx,
             4 => Self::Redirect,
-            other => return Err(io::Error::other(format!("program returned unknown XDP action {other}"))),
+            other => {
+                return Err(io::Error::other(format!(
+                    "program returned unknown XDP action {other}"
+                )));
+            }
         })
     }
 }
@@ -83,7 +90,10 @@ pub fn run(program: BorrowedFd<'_>, frame: &[u8]) -> io::Result<RunResult> {
     if frame.len() < MIN_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("the kernel refuses test-run frames shorter than {MIN_FRAME} bytes (got {})", frame.len()),
+            format!(
+                "the kernel refuses test-run frames shorter than {MIN_FRAME} bytes (got {})",
+                frame.len()
+            ),
         ));
     }
     let mut output = vec![0u8; frame.len() + OUTPUT_HEADROOM];
@@ -99,14 +109,26 @@ pub fn run(program: BorrowedFd<'_>, frame: &[u8]) -> io::Result<RunResult> {
     // SAFETY: every pointer in `attr` refers to a live buffer of the size
     // given next to it, and `attr` itself outlives the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &raw mut attr, size_of::<TestAttr>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &raw mut attr,
+            size_of::<TestAttr>(),
+        )
     };
     if rc != 0 {
         let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("BPF_PROG_TEST_RUN failed: {e}")));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("BPF_PROG_TEST_RUN failed: {e}"),
+        ));
     }
     output.truncate(attr.data_size_out as usize);
-    Ok(RunResult { action: XdpAction::from_raw(attr.retval)?, data: output, duration_ns: attr.duration })
+    Ok(RunResult {
+        action: XdpAction::from_raw(attr.retval)?,
+        data: output,
+        duration_ns: attr.duration,
+    })
 }
 
 /// Per-run durations of a program and of the empty program on the same
@@ -145,7 +167,11 @@ pub fn time_against_baseline(
         program_ns.push(run(program, frame)?.duration_ns);
         baseline_ns.push(run(baseline, frame)?.duration_ns);
     }
-    Ok(Timing { runs, program_ns: median(&mut program_ns), baseline_ns: median(&mut baseline_ns) })
+    Ok(Timing {
+        runs,
+        program_ns: median(&mut program_ns),
+        baseline_ns: median(&mut baseline_ns),
+    })
 }
 
 fn median(values: &mut [u32]) -> u32 {

@@ -3,7 +3,7 @@
 //! BPF test runs return the action and bytes, and name the kernel's limit
 //! on runt frames.
 
-use std::{panic, process::Command, time::Duration};
+use std::{os::fd::AsFd, panic, process::Command, time::Duration};
 
 use edge_agent::dataplane::Dataplane;
 use edge_common::PASS_PROGRAM_NAME;
@@ -16,7 +16,14 @@ use edge_tests::{
 };
 
 fn namespaces() -> String {
-    String::from_utf8(Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout).unwrap()
+    String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip")
+            .stdout,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -45,12 +52,33 @@ fn bird_peers_with_bird_across_a_veth() {
     veth(&left, "isp0", &right, "isp1");
     left.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
     right.add_addr("isp1", &format!("{}/30", underlay_v4(2)));
-    let peer = |asn: u32, addr| BgpNeighbor { name: "peer".into(), address: addr, asn };
-    let mut a = Bird::start(&left, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[peer(ISP_ASNS[1], underlay_v4(2).into())]));
-    let mut b = Bird::start(&right, &bgp_config(underlay_v4(2), ISP_ASNS[1], &[peer(ISP_ASNS[0], underlay_v4(1).into())]));
+    let peer = |asn: u32, addr| BgpNeighbor {
+        name: "peer".into(),
+        address: addr,
+        asn,
+    };
+    let mut a = Bird::start(
+        &left,
+        &bgp_config(
+            underlay_v4(1),
+            ISP_ASNS[0],
+            &[peer(ISP_ASNS[1], underlay_v4(2).into())],
+        ),
+    );
+    let mut b = Bird::start(
+        &right,
+        &bgp_config(
+            underlay_v4(2),
+            ISP_ASNS[1],
+            &[peer(ISP_ASNS[0], underlay_v4(1).into())],
+        ),
+    );
     a.wait_established("peer", Duration::from_secs(30));
     b.wait_established("peer", Duration::from_secs(30));
-    assert!(a.birdc("show protocols all peer").contains(&format!("Neighbor AS:      {}", ISP_ASNS[1])));
+    assert!(
+        a.birdc("show protocols all peer")
+            .contains(&format!("Neighbor AS:      {}", ISP_ASNS[1]))
+    );
 }
 
 #[test]
@@ -62,10 +90,13 @@ fn test_run_returns_action_and_bytes_and_names_the_runt_limit() {
     let pass = dp.program_fd(PASS_PROGRAM_NAME).expect("pass program");
     for len in [MIN_FRAME, 60, 1514] {
         let frame: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        let result = run(pass, &frame).unwrap_or_else(|e| panic!("len {len}: {e}"));
+        let result = run(pass.as_fd(), &frame).unwrap_or_else(|e| panic!("len {len}: {e}"));
         assert_eq!(result.action, XdpAction::Pass);
         assert_eq!(result.data, frame, "length {len}");
     }
-    let error = run(pass, &[0; MIN_FRAME - 1]).expect_err("runt");
-    assert!(error.to_string().contains("shorter than 14 bytes"), "{error}");
+    let error = run(pass.as_fd(), &[0; MIN_FRAME - 1]).expect_err("runt");
+    assert!(
+        error.to_string().contains("shorter than 14 bytes"),
+        "{error}"
+    );
 }

@@ -35,14 +35,26 @@ fn native_xdp_on_veth_counts_real_traffic() {
 
     let (dp, attachment, rx4, rx6) = pop.run(|| {
         let mut dp = Dataplane::load(None).expect("load");
-        let attachment = dp.attach("pop0", AttachMode::Native).expect("native XDP on veth");
+        let attachment = dp
+            .attach("pop0", AttachMode::Native)
+            .expect("native XDP on veth");
         let rx4 = UdpSocket::bind((underlay_v4(1), 9000)).expect("bind v4");
         let rx6 = UdpSocket::bind((underlay_v6(1), 9000)).expect("bind v6");
         (dp, attachment, rx4, rx6)
     });
     assert_eq!(attachment.mode, Some(AttachMode::Native));
-    let link = String::from_utf8(pop.command("ip").args(["link", "show", "pop0"]).output().unwrap().stdout).unwrap();
-    assert!(link.contains("xdp "), "native XDP (not xdpgeneric) expected on pop0: {link}");
+    let link = String::from_utf8(
+        pop.command("ip")
+            .args(["link", "show", "pop0"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        link.contains("xdp "),
+        "native XDP (not xdpgeneric) expected on pop0: {link}"
+    );
 
     let before = dp.stats().expect("stats");
     let cli_ifindex = client.ifindex("cli0");
@@ -56,17 +68,32 @@ fn native_xdp_on_veth_counts_real_traffic() {
             tx6.send_to(&[i as u8], to6).expect("send v6");
         }
         let tagged: Vec<Vec<u8>> = (0..TAGGED)
-            .map(|_| udp4_frame(&[Vlan { tpid: TPID_8021Q, vid: 42 }], underlay_v4(2), underlay_v4(1), 9, b"t"))
+            .map(|_| {
+                udp4_frame(
+                    &[Vlan {
+                        tpid: TPID_8021Q,
+                        vid: 42,
+                    }],
+                    underlay_v4(2),
+                    underlay_v4(1),
+                    9,
+                    b"t",
+                )
+            })
             .collect();
         send_frames(cli_ifindex, &tagged).expect("send tagged frames");
     });
 
     // Every datagram reached the socket: XDP_PASS delivered it to the stack.
     for (socket, family) in [(&rx4, "IPv4"), (&rx6, "IPv6")] {
-        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut buf = [0u8; 16];
         for i in 0..DATAGRAMS {
-            let (n, _) = socket.recv_from(&mut buf).unwrap_or_else(|e| panic!("{family} datagram {i} lost: {e}"));
+            let (n, _) = socket
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("{family} datagram {i} lost: {e}"));
             assert_eq!(&buf[..n], &[i as u8]);
         }
     }
@@ -74,18 +101,34 @@ fn native_xdp_on_veth_counts_real_traffic() {
     let moved = changed(&before, &dp.stats().expect("stats"));
     let count = |c: Counter| moved.iter().find(|(m, _)| *m == c).map_or(0, |(_, n)| *n);
     // ARP, neighbour discovery and IGMP/MLD may add to these; our traffic is a floor.
-    assert!(count(Counter::Ipv4) >= (DATAGRAMS + TAGGED) as u64, "{moved:?}");
+    assert!(
+        count(Counter::Ipv4) >= (DATAGRAMS + TAGGED) as u64,
+        "{moved:?}"
+    );
     assert!(count(Counter::Ipv6) >= DATAGRAMS as u64, "{moved:?}");
     assert_eq!(count(Counter::VlanTagged), TAGGED as u64, "{moved:?}");
     for (counter, n) in &moved {
         assert!(
-            matches!(counter, Counter::Ipv4 | Counter::Ipv6 | Counter::NonIp | Counter::VlanTagged),
+            matches!(
+                counter,
+                Counter::Ipv4 | Counter::Ipv6 | Counter::NonIp | Counter::VlanTagged
+            ),
             "well-formed traffic moved {} by {n}",
             counter.name()
         );
     }
 
     drop(dp);
-    let link = String::from_utf8(pop.command("ip").args(["link", "show", "pop0"]).output().unwrap().stdout).unwrap();
-    assert!(!link.contains("prog/xdp"), "dropping the Dataplane must detach: {link}");
+    let link = String::from_utf8(
+        pop.command("ip")
+            .args(["link", "show", "pop0"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !link.contains("prog/xdp"),
+        "dropping the Dataplane must detach: {link}"
+    );
 }

@@ -5,7 +5,9 @@
 
 use std::{net::UdpSocket, process::Command};
 
-use edge_agent::dataplane::{AttachMode, Dataplane, DataplaneError, detach_pinned, read_pinned_stats};
+use edge_agent::dataplane::{
+    AttachMode, Dataplane, DataplaneError, detach_pinned, read_pinned_stats,
+};
 use edge_common::{STATS_MAP, stats::Counter};
 use edge_tests::{
     netns::{Netns, veth},
@@ -15,7 +17,11 @@ use edge_tests::{
 };
 
 fn xdp_prog_id(ns: &Netns, dev: &str) -> Option<u32> {
-    let out = ns.command("ip").args(["-d", "link", "show", dev]).output().expect("ip link");
+    let out = ns
+        .command("ip")
+        .args(["-d", "link", "show", dev])
+        .output()
+        .expect("ip link");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let at = text.find("prog/xdp id ")?;
     text[at + 12..].split_whitespace().next()?.parse().ok()
@@ -44,11 +50,13 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
 
     let attachment = pop.run(|| {
         let mut dp = Dataplane::load(Some(pins.path())).expect("load");
-        dp.attach_pinned("pop0", AttachMode::Auto).expect("attach and pin")
+        dp.attach_pinned("pop0", AttachMode::Auto)
+            .expect("attach and pin")
         // `dp` is dropped here: only the pins keep the program attached.
     });
     assert_eq!(attachment.mode, Some(AttachMode::Native));
-    let first_id = xdp_prog_id(&pop, "pop0").expect("program still attached after the loader is gone");
+    let first_id =
+        xdp_prog_id(&pop, "pop0").expect("program still attached after the loader is gone");
 
     send_udp(&client, 10);
     let stats = read_pinned_stats(pins.path()).expect("read pinned counters");
@@ -59,27 +67,46 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
         .arg(pins.path().join(STATS_MAP))
         .output()
         .expect("bpftool (cargo xtask setup installs it)");
-    assert!(dump.status.success(), "bpftool: {}", String::from_utf8_lossy(&dump.stderr));
+    assert!(
+        dump.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let dump = String::from_utf8_lossy(&dump.stdout);
     for counter in Counter::ALL {
-        assert!(dump.contains(&format!("\"{}\":", counter.name())), "bpftool lacks field {}: {dump}", counter.name());
+        assert!(
+            dump.contains(&format!("\"{}\":", counter.name())),
+            "bpftool lacks field {}: {dump}",
+            counter.name()
+        );
     }
 
     // A second attach swaps the program inside the existing link; the map
     // is reused, so no counter goes back.
     let replaced = pop.run(|| {
         let mut dp = Dataplane::load(Some(pins.path())).expect("reload");
-        dp.attach_pinned("pop0", AttachMode::Generic).expect("replace")
+        dp.attach_pinned("pop0", AttachMode::Generic)
+            .expect("replace")
     });
     assert_eq!(replaced.mode, None, "replacing keeps the link and its mode");
     let second_id = xdp_prog_id(&pop, "pop0").expect("still attached");
     assert_ne!(first_id, second_id, "the new program is the one attached");
     let after = read_pinned_stats(pins.path()).expect("counters");
-    assert!(after.get(Counter::Ipv4) >= stats.get(Counter::Ipv4), "counters survived the replace");
+    assert!(
+        after.get(Counter::Ipv4) >= stats.get(Counter::Ipv4),
+        "counters survived the replace"
+    );
 
     detach_pinned(pins.path(), "pop0").expect("detach");
-    assert_eq!(xdp_prog_id(&pop, "pop0"), None, "detach removes the program from the interface");
-    assert!(!pins.path().exists(), "the last detach removes every pin and the directory");
+    assert_eq!(
+        xdp_prog_id(&pop, "pop0"),
+        None,
+        "detach removes the program from the interface"
+    );
+    assert!(
+        !pins.path().exists(),
+        "the last detach removes every pin and the directory"
+    );
     match detach_pinned(pins.path(), "pop0") {
         Err(DataplaneError::NotAttached { .. }) => {}
         other => panic!("second detach: expected NotAttached, got {other:?}"),
@@ -97,14 +124,28 @@ fn a_pinned_map_with_another_layout_is_refused() {
     let created = Command::new("bpftool")
         .args(["map", "create"])
         .arg(&map)
-        .args(["type", "percpu_array", "key", "4", "value", "8", "entries", "1", "name", STATS_MAP])
+        .args([
+            "type",
+            "percpu_array",
+            "key",
+            "4",
+            "value",
+            "8",
+            "entries",
+            "1",
+            "name",
+            STATS_MAP,
+        ])
         .status()
         .expect("bpftool");
     assert!(created.success());
     match Dataplane::load(Some(pins.path())) {
         Err(e @ DataplaneError::PinnedMapIncompatible { .. }) => {
             let message = e.to_string();
-            assert!(message.contains("value 8 B") && message.contains("detach"), "{message}");
+            assert!(
+                message.contains("value 8 B") && message.contains("detach"),
+                "{message}"
+            );
         }
         Err(other) => panic!("expected PinnedMapIncompatible, got {other}"),
         Ok(_) => panic!("a map of another layout must not be reused"),

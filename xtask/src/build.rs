@@ -33,7 +33,10 @@ pub fn all(release: bool) -> Result<()> {
 
 /// Path of the agent binary for a profile.
 pub fn agent_binary(release: bool) -> PathBuf {
-    cmd::root().join("target").join(if release { "release" } else { "debug" }).join("edge-agent")
+    cmd::root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("edge-agent")
 }
 
 /// Builds edge-agent (and with it the object) and returns the binary path.

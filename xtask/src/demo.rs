@@ -42,7 +42,9 @@ fn play(agent: &std::path::Path) -> Result<()> {
     for ns in [POP, CLIENT] {
         ip(&["netns", "add", ns])?;
     }
-    ip(&["-n", POP, "link", "add", "pop0", "type", "veth", "peer", "name", "cli0", "netns", CLIENT])?;
+    ip(&[
+        "-n", POP, "link", "add", "pop0", "type", "veth", "peer", "name", "cli0", "netns", CLIENT,
+    ])?;
     for (ns, dev, v4, v6) in [
         (POP, "pop0", "198.51.100.1/24", "2001:db8:ff::1/64"),
         (CLIENT, "cli0", "198.51.100.2/24", "2001:db8:ff::2/64"),
@@ -52,17 +54,37 @@ fn play(agent: &std::path::Path) -> Result<()> {
         ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"])?;
     }
     println!("== attach edge_xdp to pop0 in {POP} (native mode), pins in {PIN_DIR}");
-    cmd::run(Command::new(agent).args(["--netns", POP, "xdp", "attach", "--iface", "pop0", "--mode", "native", "--pin-dir", PIN_DIR]))?;
+    cmd::run(Command::new(agent).args([
+        "--netns",
+        POP,
+        "xdp",
+        "attach",
+        "--iface",
+        "pop0",
+        "--mode",
+        "native",
+        "--pin-dir",
+        PIN_DIR,
+    ]))?;
 
     println!(
         "== {CLIENT} sends {FRAMES} UDP datagrams each over IPv4 and IPv6, {FRAMES} IPv4 frames in VLAN 100, \
          and {FRAMES} truncated IPv4 frames"
     );
-    std::thread::scope(|s| s.spawn(send_traffic).join().expect("traffic thread panicked"))?;
+    std::thread::scope(|s| {
+        s.spawn(send_traffic)
+            .join()
+            .expect("traffic thread panicked")
+    })?;
     std::thread::sleep(Duration::from_millis(300));
 
     println!("== bpftool map dump pinned {PIN_DIR}/edge_stats (per CPU, field names from BTF)");
-    cmd::run(Command::new("bpftool").args(["map", "dump", "pinned", &format!("{PIN_DIR}/edge_stats")]))?;
+    cmd::run(Command::new("bpftool").args([
+        "map",
+        "dump",
+        "pinned",
+        &format!("{PIN_DIR}/edge_stats"),
+    ]))?;
     println!("== edge-agent xdp stats (summed over CPUs; ARP and ND count as non_ip / ipv6 too)");
     cmd::run(Command::new(agent).args(["xdp", "stats", "--pin-dir", PIN_DIR]))?;
     Ok(())
@@ -73,11 +95,15 @@ fn send_traffic() -> Result<()> {
     enter_netns(CLIENT)?;
     let v4 = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
     let v6 = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))?;
-    let targets: [(&UdpSocket, SocketAddr); 2] =
-        [(&v4, "198.51.100.1:9".parse()?), (&v6, "[2001:db8:ff::1]:9".parse()?)];
+    let targets: [(&UdpSocket, SocketAddr); 2] = [
+        (&v4, "198.51.100.1:9".parse()?),
+        (&v6, "[2001:db8:ff::1]:9".parse()?),
+    ];
     for (socket, target) in targets {
         for i in 0..FRAMES {
-            socket.send_to(format!("edge demo {i}").as_bytes(), target).with_context(|| format!("sending to {target}"))?;
+            socket
+                .send_to(format!("edge demo {i}").as_bytes(), target)
+                .with_context(|| format!("sending to {target}"))?;
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -98,7 +124,9 @@ fn send_raw_frames() -> Result<()> {
     if fd < 0 {
         bail!("packet socket: {}", std::io::Error::last_os_error());
     }
-    let mut ipv4 = [0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 198, 51, 100, 2, 198, 51, 100, 1];
+    let mut ipv4 = [
+        0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 198, 51, 100, 2, 198, 51, 100, 1,
+    ];
     let sum = checksum(&ipv4).to_be_bytes();
     ipv4[10..12].copy_from_slice(&sum);
     let mut tagged = vec![0xffu8; 12]; // broadcast destination and source bytes
@@ -117,10 +145,20 @@ fn send_raw_frames() -> Result<()> {
     for frame in std::iter::repeat_n([&tagged, &truncated], FRAMES).flatten() {
         // SAFETY: `frame` and `addr` are valid for the given lengths during the call.
         let sent = unsafe {
-            libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, (&raw const addr).cast(), size_of::<libc::sockaddr_ll>() as u32)
+            libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
         };
         if sent < 0 {
-            result = Err(anyhow::anyhow!("sending a raw frame: {}", std::io::Error::last_os_error()));
+            result = Err(anyhow::anyhow!(
+                "sending a raw frame: {}",
+                std::io::Error::last_os_error()
+            ));
             break;
         }
     }
@@ -131,7 +169,10 @@ fn send_raw_frames() -> Result<()> {
 
 /// The Internet checksum (RFC 1071) of `bytes`.
 fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -139,7 +180,8 @@ fn checksum(bytes: &[u8]) -> u16 {
 }
 
 fn enter_netns(name: &str) -> Result<()> {
-    let handle = File::open(format!("/run/netns/{name}")).with_context(|| format!("netns {name}"))?;
+    let handle =
+        File::open(format!("/run/netns/{name}")).with_context(|| format!("netns {name}"))?;
     // SAFETY: valid namespace fd; affects only the calling thread.
     if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         bail!("setns {name}: {}", std::io::Error::last_os_error());
@@ -148,9 +190,16 @@ fn enter_netns(name: &str) -> Result<()> {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
     if !out.status.success() {
-        bail!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -158,7 +207,9 @@ fn ip(args: &[&str]) -> Result<()> {
 /// Removes everything the demo makes; quiet about what is already gone.
 fn teardown(agent: &std::path::Path) {
     if std::path::Path::new(PIN_DIR).exists() {
-        let _ = Command::new(agent).args(["xdp", "detach", "--iface", "pop0", "--pin-dir", PIN_DIR]).output();
+        let _ = Command::new(agent)
+            .args(["xdp", "detach", "--iface", "pop0", "--pin-dir", PIN_DIR])
+            .output();
     }
     for ns in [POP, CLIENT] {
         let _ = Command::new("ip").args(["netns", "del", ns]).output();

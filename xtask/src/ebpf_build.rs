@@ -35,7 +35,10 @@ pub fn cargo_command(root: &Path, target_dir: &Path, subcommand: &str, release: 
         let key = key.to_string_lossy();
         let inherited = (key.starts_with("CARGO_") && key != "CARGO_HOME")
             || key.starts_with("RUSTC")
-            || matches!(&*key, "CARGO" | "RUSTFLAGS" | "RUSTDOCFLAGS" | "RUSTUP_TOOLCHAIN");
+            || matches!(
+                &*key,
+                "CARGO" | "RUSTFLAGS" | "RUSTDOCFLAGS" | "RUSTUP_TOOLCHAIN"
+            );
         if inherited {
             cmd.env_remove(&*key);
         }

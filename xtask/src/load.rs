@@ -13,7 +13,17 @@ pub fn load(iface: &str, mode: &str, netns: Option<&str>, pin_dir: &Path) -> Res
     if let Some(ns) = netns {
         attach.args(["--netns", ns]);
     }
-    attach.args(["xdp", "attach", "--iface", iface, "--mode", mode, "--pin-dir"]).arg(pin_dir);
+    attach
+        .args([
+            "xdp",
+            "attach",
+            "--iface",
+            iface,
+            "--mode",
+            mode,
+            "--pin-dir",
+        ])
+        .arg(pin_dir);
     cmd::run(&mut attach)?;
     eprintln!(
         "inspect with:\n  bpftool map dump pinned {}/edge_stats\n  bpftool prog show pinned {}/edge_xdp\n\
@@ -27,5 +37,9 @@ pub fn load(iface: &str, mode: &str, netns: Option<&str>, pin_dir: &Path) -> Res
 /// Detaches the program from `iface` and removes the pins.
 pub fn unload(iface: &str, pin_dir: &Path) -> Result<()> {
     let agent = build::agent(false)?;
-    cmd::run(Command::new(agent).args(["xdp", "detach", "--iface", iface, "--pin-dir"]).arg(pin_dir))
+    cmd::run(
+        Command::new(agent)
+            .args(["xdp", "detach", "--iface", iface, "--pin-dir"])
+            .arg(pin_dir),
+    )
 }

@@ -90,7 +90,12 @@ fn main() -> Result<()> {
         Command::BuildEbpf { release } => build::ebpf(release).map(|_| ()),
         Command::Build { release } => build::all(release),
         Command::Run { release, args } => build::run_agent(release, &args),
-        Command::Load { iface, mode, netns, pin_dir } => load::load(&iface, &mode, netns.as_deref(), &pin_dir),
+        Command::Load {
+            iface,
+            mode,
+            netns,
+            pin_dir,
+        } => load::load(&iface, &mode, netns.as_deref(), &pin_dir),
         Command::Unload { iface, pin_dir } => load::unload(&iface, &pin_dir),
         Command::Test => test::run(),
         Command::Bench => test::bench(),

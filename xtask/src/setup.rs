@@ -39,7 +39,16 @@ pub fn run() -> Result<()> {
         }
     };
     let root = is_root();
-    step("root", if root { Ok("running as root".into()) } else { Err(anyhow::anyhow!("not root: setup installs packages and the tests need bpf() and network namespaces; run it with sudo")) });
+    step(
+        "root",
+        if root {
+            Ok("running as root".into())
+        } else {
+            Err(anyhow::anyhow!(
+                "not root: setup installs packages and the tests need bpf() and network namespaces; run it with sudo"
+            ))
+        },
+    );
     if root {
         step("debian packages", debian_packages());
     }
@@ -55,7 +64,10 @@ pub fn run() -> Result<()> {
         eprintln!("setup: this machine is ready");
         Ok(())
     } else {
-        bail!("setup could not make this machine ready:\n  - {}", problems.join("\n  - "))
+        bail!(
+            "setup could not make this machine ready:\n  - {}",
+            problems.join("\n  - ")
+        )
     }
 }
 
@@ -66,12 +78,26 @@ fn is_root() -> bool {
 
 /// Installs the Debian packages that are missing (and only those).
 fn debian_packages() -> Result<String> {
-    let missing: Vec<&str> = PACKAGES.iter().filter(|(_, file)| !Path::new(file).exists()).map(|(p, _)| *p).collect();
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(p, _)| *p)
+        .collect();
     if missing.is_empty() {
-        return Ok(format!("{} present", PACKAGES.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")));
+        return Ok(format!(
+            "{} present",
+            PACKAGES
+                .iter()
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if !Path::new("/usr/bin/apt-get").exists() {
-        bail!("missing {} and this is not a Debian-like system (no apt-get): install them by hand", missing.join(", "));
+        bail!(
+            "missing {} and this is not a Debian-like system (no apt-get): install them by hand",
+            missing.join(", ")
+        );
     }
     cmd::run(Command::new("apt-get").args(["update", "-q"])).context("apt-get update failed")?;
     let mut install = Command::new("apt-get");
@@ -80,9 +106,17 @@ fn debian_packages() -> Result<String> {
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
     let result = cmd::run(&mut install);
-    let still: Vec<&str> = PACKAGES.iter().filter(|(_, file)| !Path::new(file).exists()).map(|(p, _)| *p).collect();
+    let still: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(p, _)| *p)
+        .collect();
     if !still.is_empty() {
-        bail!("could not install {} ({})", still.join(", "), result.err().map(|e| format!("{e:#}")).unwrap_or_default());
+        bail!(
+            "could not install {} ({})",
+            still.join(", "),
+            result.err().map(|e| format!("{e:#}")).unwrap_or_default()
+        );
     }
     Ok(format!("installed {}", missing.join(", ")))
 }
@@ -92,17 +126,37 @@ fn nightly_rust_src() -> Result<String> {
     let toolchains = cmd::output(Command::new("rustup").args(["toolchain", "list"]))
         .context("rustup is not available: install Rust with rustup")?;
     if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
-        cmd::run(Command::new("rustup").args(["toolchain", "install", TOOLCHAIN, "--profile", "minimal", "--component", "rust-src"]))
-            .context("no nightly toolchain, and installing one failed")?;
+        cmd::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            TOOLCHAIN,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))
+        .context("no nightly toolchain, and installing one failed")?;
         return Ok("installed nightly with rust-src".into());
     }
-    let installed = cmd::output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", TOOLCHAIN]))
-        .unwrap_or_default();
+    let installed = cmd::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        TOOLCHAIN,
+    ]))
+    .unwrap_or_default();
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok("present".into());
     }
-    cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", TOOLCHAIN]))
-        .context("adding rust-src to the nightly toolchain failed")?;
+    cmd::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        TOOLCHAIN,
+    ]))
+    .context("adding rust-src to the nightly toolchain failed")?;
     Ok("installed".into())
 }
 
@@ -120,8 +174,17 @@ fn bpf_linker() -> Result<String> {
         }
     }
     let rustc = |args: &[&str]| {
-        cmd::output(Command::new("rustup").args(["run", TOOLCHAIN, "rustc"]).args(args))
-            .with_context(|| format!("`rustup run {TOOLCHAIN} rustc {}` failed: is the nightly installed?", args.join(" ")))
+        cmd::output(
+            Command::new("rustup")
+                .args(["run", TOOLCHAIN, "rustc"])
+                .args(args),
+        )
+        .with_context(|| {
+            format!(
+                "`rustup run {TOOLCHAIN} rustc {}` failed: is the nightly installed?",
+                args.join(" ")
+            )
+        })
     };
     let verbose = rustc(&["-vV"])?;
     let llvm_major = verbose
@@ -137,7 +200,12 @@ fn bpf_linker() -> Result<String> {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|name| name.starts_with("libLLVM.so."))
-        .with_context(|| format!("no libLLVM.so.* in {}: the nightly must ship its LLVM as a shared library", nightly_lib.display()))?;
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.* in {}: the nightly must ship its LLVM as a shared library",
+                nightly_lib.display()
+            )
+        })?;
 
     let prefix = data_dir().join(format!("edge/bpf-llvm-{llvm_major}"));
     let lib = prefix.join("lib");
@@ -151,14 +219,30 @@ fn bpf_linker() -> Result<String> {
     let features = format!("llvm-{llvm_major}");
     cmd::run(
         Command::new("cargo")
-            .args(["install", "bpf-linker", "--force", "--locked", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "bpf-linker",
+                "--force",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features", &features])
             .env("LLVM_PREFIX", &prefix),
     )
-    .with_context(|| format!("building bpf-linker {BPF_LINKER_VERSION} against {} failed", prefix.display()))?;
+    .with_context(|| {
+        format!(
+            "building bpf-linker {BPF_LINKER_VERSION} against {} failed",
+            prefix.display()
+        )
+    })?;
     let version = cmd::output(Command::new("bpf-linker").arg("--version"))
         .context("bpf-linker was installed but does not run: is ~/.cargo/bin on PATH?")?;
-    Ok(format!("installed {} (LLVM {llvm_major} from {})", version.trim(), prefix.display()))
+    Ok(format!(
+        "installed {} (LLVM {llvm_major} from {})",
+        version.trim(),
+        prefix.display()
+    ))
 }
 
 /// `$XDG_DATA_HOME`, else `~/.local/share`.
@@ -183,7 +267,9 @@ fn bpffs() -> Result<String> {
 fn netns_veth() -> Result<String> {
     let name = format!("edge-setup-{}", std::process::id());
     cmd::run(Command::new("ip").args(["netns", "add", &name])).context("`ip netns add` failed")?;
-    let veth = cmd::run(Command::new("ip").args(["-n", &name, "link", "add", "s0", "type", "veth", "peer", "name", "s1"]));
+    let veth = cmd::run(Command::new("ip").args([
+        "-n", &name, "link", "add", "s0", "type", "veth", "peer", "name", "s1",
+    ]));
     let _ = Command::new("ip").args(["netns", "del", &name]).status();
     veth.context("creating a veth pair failed (is the veth module available?)")?;
     Ok("work".into())
@@ -226,7 +312,9 @@ mod kernel {
         attr[1] = 8 | (1u64 << 32);
         match bpf(BPF_MAP_CREATE, &mut attr) {
             Ok(_) => Ok("available".into()),
-            Err(e) => bail!("bpf(BPF_MAP_CREATE) failed: {e} (needs root, and kernel.unprivileged_bpf_disabled does not matter for root)"),
+            Err(e) => bail!(
+                "bpf(BPF_MAP_CREATE) failed: {e} (needs root, and kernel.unprivileged_bpf_disabled does not matter for root)"
+            ),
         }
     }
 
@@ -241,16 +329,20 @@ mod kernel {
         attr[2] = license.as_ptr() as u64;
         match bpf(BPF_PROG_LOAD, &mut attr) {
             Ok(_) => Ok("the kernel loads XDP programs".into()),
-            Err(e) => bail!("loading a trivial XDP program failed: {e} (kernel without CONFIG_BPF_SYSCALL/XDP support?)"),
+            Err(e) => bail!(
+                "loading a trivial XDP program failed: {e} (kernel without CONFIG_BPF_SYSCALL/XDP support?)"
+            ),
         }
     }
 
     pub(super) fn is_bpffs(path: &str) -> bool {
-        let Ok(c_path) = CString::new(path) else { return false };
+        let Ok(c_path) = CString::new(path) else {
+            return false;
+        };
         // SAFETY: zeroed statfs is valid for the kernel to fill.
         let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: valid NUL-terminated path and out-pointer.
         let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
-        rc == 0 && i64::from(stat.f_type) == BPF_FS_MAGIC
+        rc == 0 && stat.f_type == BPF_FS_MAGIC as _
     }
 }

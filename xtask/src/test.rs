@@ -1,19 +1,76 @@
 //! `test` (the README's test command and what CI runs) and `bench`.
 
-use std::process::Command;
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::{build, cmd, setup};
 
 /// Setup, lint, build, then every test: unit tests, BPF_PROG_TEST_RUN tests
 /// and network-namespace tests (the last two need root and fail, never
-/// skip, when they cannot run).
+/// skip, when they cannot run). Ends with one `N passed, N failed` line
+/// summed over all test binaries.
 pub fn run() -> Result<()> {
     setup::run()?;
     lint()?;
     build::all(false)?;
-    cmd::run(&mut cmd::cargo(&["test", "--workspace", "--no-fail-fast"]))
+    let mut test = cmd::cargo(&["test", "--workspace", "--no-fail-fast"]);
+    eprintln!("+ {}", cmd::describe(&test));
+    let mut child = test
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    let mut totals = Totals::default();
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        totals.add(&line);
+    }
+    let status = child.wait()?;
+    println!(
+        "\nsummary: {} passed, {} failed",
+        totals.passed, totals.failed
+    );
+    if !status.success() || totals.failed > 0 {
+        bail!("the test suite failed ({status})");
+    }
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Counts summed from libtest's `test result:` lines.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+impl Totals {
+    /// Adds `test result: ok. 3 passed; 1 failed; ...` to the totals.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(kind), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
+            match kind {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// `cargo fmt --check` and clippy with warnings denied, for the host
@@ -27,8 +84,16 @@ fn lint() -> Result<()> {
             .args(["--check", "--edition", "2024"])
             .arg(root.join("edge-ebpf/src/main.rs")),
     )?;
-    cmd::run(&mut cmd::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    let mut clippy = crate::ebpf_build::cargo_command(&root, &root.join("target/bpf"), "clippy", false);
+    cmd::run(&mut cmd::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let mut clippy =
+        crate::ebpf_build::cargo_command(&root, &root.join("target/bpf"), "clippy", false);
     clippy.args(["--", "-D", "warnings"]);
     cmd::run(&mut clippy)
 }
@@ -40,4 +105,18 @@ pub fn bench() -> Result<()> {
         bail!("the benchmarks run the XDP program in the kernel (BPF_PROG_TEST_RUN): run as root");
     }
     cmd::run(&mut cmd::cargo(&["bench", "--package", "edge-benches"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn sums_libtest_result_lines() {
+        let mut t = Totals::default();
+        t.add("test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        t.add("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
+        t.add("test something ... ok");
+        assert_eq!((t.passed, t.failed), (5, 1));
+    }
 }

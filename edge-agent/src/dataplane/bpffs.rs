@@ -13,7 +13,10 @@ const BPFFS_MOUNT: &str = "/sys/fs/bpf";
 /// `/sys/fs/bpf` and nothing is mounted there yet, mounts bpffs there first,
 /// as systemd does at boot and iproute2 does on demand.
 pub(crate) fn ensure_pin_dir(dir: &Path) -> Result<(), DataplaneError> {
-    let pin_dir_error = |reason: String| DataplaneError::PinDir { path: dir.to_owned(), reason };
+    let pin_dir_error = |reason: String| DataplaneError::PinDir {
+        path: dir.to_owned(),
+        reason,
+    };
     if dir.starts_with(BPFFS_MOUNT) && !is_bpffs(Path::new(BPFFS_MOUNT)) {
         mount_bpffs(Path::new(BPFFS_MOUNT)).map_err(|e| {
             pin_dir_error(format!(
@@ -26,7 +29,8 @@ pub(crate) fn ensure_pin_dir(dir: &Path) -> Result<(), DataplaneError> {
     std::fs::create_dir_all(dir).map_err(|e| pin_dir_error(format!("cannot create it: {e}")))?;
     if !is_bpffs(dir) {
         return Err(pin_dir_error(
-            "not on a bpf filesystem: choose a directory under a bpffs mount such as /sys/fs/bpf".into(),
+            "not on a bpf filesystem: choose a directory under a bpffs mount such as /sys/fs/bpf"
+                .into(),
         ));
     }
     Ok(())
@@ -41,7 +45,7 @@ pub(crate) fn is_bpffs(path: &Path) -> bool {
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c_path` is NUL-terminated and `stat` is a valid out-pointer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
-    rc == 0 && i64::from(stat.f_type) == BPF_FS_MAGIC
+    rc == 0 && stat.f_type == BPF_FS_MAGIC as _
 }
 
 fn mount_bpffs(target: &Path) -> io::Result<()> {
@@ -50,7 +54,17 @@ fn mount_bpffs(target: &Path) -> io::Result<()> {
     // SAFETY: all pointers are NUL-terminated strings that outlive the call;
     // bpffs takes no mount data.
     let rc = unsafe {
-        libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

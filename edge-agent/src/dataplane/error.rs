@@ -8,9 +8,11 @@ use std::{io, path::PathBuf};
 pub enum DataplaneError {
     /// The embedded object could not be parsed or its maps created.
     #[error("loading the embedded XDP object failed: {0}")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     /// The object lacks a program or map this agent expects (a build mismatch).
-    #[error("the embedded XDP object has no {kind} named `{name}`: rebuild with `cargo xtask build`")]
+    #[error(
+        "the embedded XDP object has no {kind} named `{name}`: rebuild with `cargo xtask build`"
+    )]
     MissingInObject {
         /// "program" or "map".
         kind: &'static str,
@@ -24,7 +26,7 @@ pub enum DataplaneError {
         name: &'static str,
         /// aya's error, carrying the verifier log.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     /// No interface with that name exists (in this network namespace).
     #[error("no network interface named `{0}` (check `ip link`)")]
@@ -38,12 +40,14 @@ pub enum DataplaneError {
         mode: String,
         /// The last error.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
         /// What the operator can do about it.
         hint: &'static str,
     },
     /// The kernel attached the program without a bpf_link, which cannot be pinned.
-    #[error("the kernel attached XDP to `{0}` without a bpf_link, so it cannot outlive the agent; edge needs Linux >= 5.15")]
+    #[error(
+        "the kernel attached XDP to `{0}` without a bpf_link, so it cannot outlive the agent; edge needs Linux >= 5.15"
+    )]
     NoBpfLink(String),
     /// The pin directory is not usable.
     #[error("pin directory {path}: {reason}")]
@@ -89,7 +93,7 @@ pub enum DataplaneError {
         map: &'static str,
         /// aya's error.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     /// A filesystem operation on bpffs failed.
     #[error("{what} {path}: {source}")]
@@ -102,4 +106,14 @@ pub enum DataplaneError {
         #[source]
         source: io::Error,
     },
+}
+
+impl DataplaneError {
+    /// Wraps a map error of map `map` (for `map_err`).
+    pub(crate) fn map(map: &'static str) -> impl Fn(aya::maps::MapError) -> Self {
+        move |source| DataplaneError::Map {
+            map,
+            source: Box::new(source),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::{
     ffi::CString,
-    os::fd::{AsFd, BorrowedFd},
+    os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -73,7 +73,10 @@ impl Dataplane {
         let pin_paths: Vec<(&'static str, PathBuf)> = match pin_dir {
             Some(dir) => {
                 ensure_pin_dir(dir)?;
-                PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))).collect()
+                PINNED_MAPS
+                    .iter()
+                    .map(|m| (m.name, dir.join(m.name)))
+                    .collect()
             }
             None => Vec::new(),
         };
@@ -81,8 +84,13 @@ impl Dataplane {
             check_pinned_layout(path, name)?;
             loader.map_pin_path(name, path.as_path());
         }
-        let ebpf = loader.load(EBPF_OBJECT).map_err(DataplaneError::Load)?;
-        let mut dataplane = Dataplane { ebpf, pin_dir: pin_dir.map(Path::to_owned) };
+        let ebpf = loader
+            .load(EBPF_OBJECT)
+            .map_err(|e| DataplaneError::Load(Box::new(e)))?;
+        let mut dataplane = Dataplane {
+            ebpf,
+            pin_dir: pin_dir.map(Path::to_owned),
+        };
         dataplane.program(PROGRAM_NAME)?;
         Ok(dataplane)
     }
@@ -90,25 +98,43 @@ impl Dataplane {
     /// The named XDP program (`edge_xdp` or `edge_pass`), loaded into the
     /// kernel on first use.
     fn program(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
-        let missing = DataplaneError::MissingInObject { kind: "program", name };
+        let missing = DataplaneError::MissingInObject {
+            kind: "program",
+            name,
+        };
         let program: &mut Xdp = self
             .ebpf
             .program_mut(name)
             .ok_or(missing)?
             .try_into()
-            .map_err(|source| DataplaneError::Verifier { name, source })?;
+            .map_err(|source| DataplaneError::Verifier {
+                name,
+                source: Box::new(source),
+            })?;
         if program.fd().is_err() {
-            program.load().map_err(|source| DataplaneError::Verifier { name, source })?;
+            program.load().map_err(|source| DataplaneError::Verifier {
+                name,
+                source: Box::new(source),
+            })?;
         }
         Ok(program)
     }
 
-    /// File descriptor of a loaded program, for `BPF_PROG_TEST_RUN`.
+    /// A file descriptor of a loaded program, for `BPF_PROG_TEST_RUN`.
     /// `name` is [`PROGRAM_NAME`] or [`PASS_PROGRAM_NAME`].
-    pub fn program_fd(&mut self, name: &'static str) -> Result<BorrowedFd<'_>, DataplaneError> {
+    pub fn program_fd(&mut self, name: &'static str) -> Result<OwnedFd, DataplaneError> {
         let program = self.program(name)?;
-        let fd = program.fd().map_err(|source| DataplaneError::Verifier { name, source })?;
-        Ok(fd.as_fd())
+        let fd = program.fd().map_err(|source| DataplaneError::Verifier {
+            name,
+            source: Box::new(source),
+        })?;
+        fd.as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| DataplaneError::Io {
+                what: "cannot duplicate the fd of program",
+                path: PathBuf::from(name),
+                source,
+            })
     }
 
     /// Attaches `edge_xdp` to `ifname` for as long as this value lives.
@@ -118,7 +144,11 @@ impl Dataplane {
 
     /// Attaches the pass-through program to `ifname` for as long as this
     /// value lives (the far end of a veth needs one for native `XDP_TX`).
-    pub fn attach_pass(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
+    pub fn attach_pass(
+        &mut self,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<Attachment, DataplaneError> {
         self.attach_program(PASS_PROGRAM_NAME, ifname, mode)
     }
 
@@ -130,14 +160,22 @@ impl Dataplane {
     ) -> Result<Attachment, DataplaneError> {
         let ifindex = ifindex(ifname)?;
         let (_, used) = attach_with_fallback(self.program(name)?, ifname, ifindex, mode)?;
-        Ok(Attachment { ifname: ifname.to_owned(), ifindex, mode: Some(used) })
+        Ok(Attachment {
+            ifname: ifname.to_owned(),
+            ifindex,
+            mode: Some(used),
+        })
     }
 
     /// Attaches `edge_xdp` to `ifname` and pins program and link in the pin
     /// directory, so the data plane keeps forwarding after this process
     /// exits. If edge is already attached there, the new program replaces the
     /// old one atomically inside the existing link: no packet sees no program.
-    pub fn attach_pinned(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
+    pub fn attach_pinned(
+        &mut self,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<Attachment, DataplaneError> {
         let pin_dir = self.pin_dir.clone().ok_or_else(|| DataplaneError::PinDir {
             path: PathBuf::new(),
             reason: "no pin directory given when loading".into(),
@@ -145,7 +183,10 @@ impl Dataplane {
         let ifindex = ifindex(ifname)?;
         let link_path = link_pin_path(&pin_dir, ifname);
         let program = self.program(PROGRAM_NAME)?;
-        let pin_error = |path: &Path, reason: String| DataplaneError::Pin { path: path.to_owned(), reason };
+        let pin_error = |path: &Path, reason: String| DataplaneError::Pin {
+            path: path.to_owned(),
+            reason,
+        };
 
         let (link_id, used) = if link_path.exists() {
             // Hold the existing link by fd while its pin is re-made below.
@@ -153,41 +194,60 @@ impl Dataplane {
                 .map_err(|e| pin_error(&link_path, e.to_string()))?
                 .unpin()
                 .map_err(|e| pin_error(&link_path, e.to_string()))?;
-            let existing = XdpLink::try_from(existing).map_err(|e| pin_error(&link_path, e.to_string()))?;
-            let id = program.attach_to_link(existing).map_err(|source| DataplaneError::Attach {
-                ifname: ifname.to_owned(),
-                mode: "replace".into(),
-                source,
-                hint: "",
-            })?;
+            let existing =
+                XdpLink::try_from(existing).map_err(|e| pin_error(&link_path, e.to_string()))?;
+            let id = program
+                .attach_to_link(existing)
+                .map_err(|source| DataplaneError::Attach {
+                    ifname: ifname.to_owned(),
+                    mode: "replace".into(),
+                    source: Box::new(source),
+                    hint: "",
+                })?;
             (id, None)
         } else {
             let (id, used) = attach_with_fallback(program, ifname, ifindex, mode)?;
             (id, Some(used))
         };
 
-        let link = program.take_link(link_id).map_err(|source| DataplaneError::Attach {
-            ifname: ifname.to_owned(),
-            mode: "take link".into(),
-            source,
-            hint: "",
-        })?;
-        let link = FdLink::try_from(link).map_err(|_| DataplaneError::NoBpfLink(ifname.to_owned()))?;
-        link.pin(&link_path).map_err(|e| pin_error(&link_path, e.to_string()))?;
+        let link = program
+            .take_link(link_id)
+            .map_err(|source| DataplaneError::Attach {
+                ifname: ifname.to_owned(),
+                mode: "take link".into(),
+                source: Box::new(source),
+                hint: "",
+            })?;
+        let link =
+            FdLink::try_from(link).map_err(|_| DataplaneError::NoBpfLink(ifname.to_owned()))?;
+        link.pin(&link_path)
+            .map_err(|e| pin_error(&link_path, e.to_string()))?;
 
         let program_path = pin_dir.join(PROGRAM_NAME);
         if program_path.exists() {
-            std::fs::remove_file(&program_path).map_err(|e| pin_error(&program_path, e.to_string()))?;
+            std::fs::remove_file(&program_path)
+                .map_err(|e| pin_error(&program_path, e.to_string()))?;
         }
-        program.pin(&program_path).map_err(|e| pin_error(&program_path, e.to_string()))?;
-        Ok(Attachment { ifname: ifname.to_owned(), ifindex, mode: used })
+        program
+            .pin(&program_path)
+            .map_err(|e| pin_error(&program_path, e.to_string()))?;
+        Ok(Attachment {
+            ifname: ifname.to_owned(),
+            ifindex,
+            mode: used,
+        })
     }
 
     /// Current counters, summed over all CPUs.
     pub fn stats(&self) -> Result<Stats, DataplaneError> {
-        let map = self.ebpf.map(STATS_MAP).ok_or(DataplaneError::MissingInObject { kind: "map", name: STATS_MAP })?;
-        let map = PerCpuArray::<_, Stats>::try_from(map)
-            .map_err(|source| DataplaneError::Map { map: STATS_MAP, source })?;
+        let map = self
+            .ebpf
+            .map(STATS_MAP)
+            .ok_or(DataplaneError::MissingInObject {
+                kind: "map",
+                name: STATS_MAP,
+            })?;
+        let map = PerCpuArray::<_, Stats>::try_from(map).map_err(DataplaneError::map(STATS_MAP))?;
         sum_stats(&map)
     }
 }
@@ -203,7 +263,7 @@ fn attach_with_fallback(
         ifname: ifname.to_owned(),
         mode: mode.to_owned(),
         hint: attach_hint(&source),
-        source,
+        source: Box::new(source),
     };
     match mode {
         AttachMode::Auto => match program.attach_to_if_index(ifindex, XdpMode::Driver) {
@@ -257,10 +317,23 @@ fn check_pinned_layout(path: &Path, name: &str) -> Result<(), DataplaneError> {
     if !path.exists() {
         return Ok(());
     }
-    let layout = PINNED_MAPS.iter().find(|m| m.name == name).expect("only called for PINNED_MAPS");
-    let info = MapInfo::from_pin(path).map_err(|source| DataplaneError::Map { map: layout.name, source })?;
-    let found = (info.map_type().ok(), info.key_size(), info.value_size(), info.max_entries());
-    let expected = (Some(layout.map_type), layout.key_size, layout.value_size, layout.max_entries);
+    let layout = PINNED_MAPS
+        .iter()
+        .find(|m| m.name == name)
+        .expect("only called for PINNED_MAPS");
+    let info = MapInfo::from_pin(path).map_err(DataplaneError::map(layout.name))?;
+    let found = (
+        info.map_type().ok(),
+        info.key_size(),
+        info.value_size(),
+        info.max_entries(),
+    );
+    let expected = (
+        Some(layout.map_type),
+        layout.key_size,
+        layout.value_size,
+        layout.max_entries,
+    );
     if found == expected {
         return Ok(());
     }

@@ -28,16 +28,17 @@ pub fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
 /// Sums the per-CPU counters of the pinned stats map.
 pub fn read_pinned_stats(pin_dir: &Path) -> Result<Stats, DataplaneError> {
     let path = pin_dir.join(STATS_MAP);
-    let map_error = |source| DataplaneError::Map { map: STATS_MAP, source };
-    let data = MapData::from_pin(&path).map_err(map_error)?;
-    sum_stats(&PerCpuArray::<_, Stats>::try_from(Map::PerCpuArray(data)).map_err(map_error)?)
+    let data = MapData::from_pin(&path).map_err(DataplaneError::map(STATS_MAP))?;
+    let map = PerCpuArray::<_, Stats>::try_from(Map::PerCpuArray(data))
+        .map_err(DataplaneError::map(STATS_MAP))?;
+    sum_stats(&map)
 }
 
 /// Sums entry 0 of a stats map over all CPUs.
 pub(crate) fn sum_stats<T: std::borrow::Borrow<MapData>>(
     map: &PerCpuArray<T, Stats>,
 ) -> Result<Stats, DataplaneError> {
-    let per_cpu = map.get(&0, 0).map_err(|source| DataplaneError::Map { map: STATS_MAP, source })?;
+    let per_cpu = map.get(&0, 0).map_err(DataplaneError::map(STATS_MAP))?;
     let mut total = Stats::default();
     for cpu in per_cpu.iter() {
         total.accumulate(cpu);
@@ -51,7 +52,10 @@ pub(crate) fn sum_stats<T: std::borrow::Borrow<MapData>>(
 pub fn detach_pinned(pin_dir: &Path, ifname: &str) -> Result<(), DataplaneError> {
     let link = link_pin_path(pin_dir, ifname);
     if !link.exists() {
-        return Err(DataplaneError::NotAttached { ifname: ifname.to_owned(), path: link });
+        return Err(DataplaneError::NotAttached {
+            ifname: ifname.to_owned(),
+            path: link,
+        });
     }
     remove(&link)?;
     if remaining_links(pin_dir)?.is_empty() {
@@ -76,7 +80,12 @@ pub(crate) fn remaining_links(pin_dir: &Path) -> Result<Vec<String>, DataplaneEr
     })?;
     Ok(entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix(LINK_PREFIX).map(str::to_owned))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix(LINK_PREFIX)
+                .map(str::to_owned)
+        })
         .collect())
 }
 
