@@ -4,7 +4,7 @@
 //! it, print its counters. The daemon (`edge-agent run`) arrives with the
 //! BGP, overlay and control issues.
 
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -104,10 +104,20 @@ fn main() -> Result<()> {
         Command::Xdp(XdpCommand::Stats { pin_dir }) => {
             let stats = dataplane::read_pinned_stats(&pin_dir)
                 .with_context(|| format!("is edge attached? (looked in {})", pin_dir.display()))?;
-            for counter in Counter::ALL {
-                println!("{:<20} {}", counter.name(), stats.get(*counter));
-            }
+            let table: String = Counter::ALL
+                .iter()
+                .map(|c| format!("{:<20} {}\n", c.name(), stats.get(*c)))
+                .collect();
+            print(&table)?;
         }
     }
     Ok(())
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
 }

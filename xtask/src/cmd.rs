@@ -38,6 +38,22 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs `cmd` without echoing it; on failure the error carries its stderr.
+pub fn quiet(cmd: &mut Command) -> Result<()> {
+    let line = describe(cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    if !out.status.success() {
+        bail!(
+            "`{line}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `cmd` quietly and returns its stdout if it exits 0, `None` otherwise
 /// (including when the program does not exist).
 pub fn output(cmd: &mut Command) -> Option<String> {

@@ -17,6 +17,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+use edge_common::STATS_MAP;
+
 use crate::{build, cmd};
 
 const POP: &str = "edge-demo-pop";
@@ -78,12 +80,12 @@ fn play(agent: &std::path::Path) -> Result<()> {
     })?;
     std::thread::sleep(Duration::from_millis(300));
 
-    println!("== bpftool map dump pinned {PIN_DIR}/edge_stats (per CPU, field names from BTF)");
+    println!("== bpftool map dump pinned {PIN_DIR}/{STATS_MAP} (per CPU, field names from BTF)");
     cmd::run(Command::new("bpftool").args([
         "map",
         "dump",
         "pinned",
-        &format!("{PIN_DIR}/edge_stats"),
+        &format!("{PIN_DIR}/{STATS_MAP}"),
     ]))?;
     println!("== edge-agent xdp stats (summed over CPUs; ARP and ND count as non_ip / ipv6 too)");
     cmd::run(Command::new(agent).args(["xdp", "stats", "--pin-dir", PIN_DIR]))?;

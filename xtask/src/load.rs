@@ -3,6 +3,7 @@
 use std::{path::Path, process::Command};
 
 use anyhow::Result;
+use edge_common::{PROGRAM_NAME, STATS_MAP};
 
 use crate::{build, cmd};
 
@@ -25,11 +26,10 @@ pub fn load(iface: &str, mode: &str, netns: Option<&str>, pin_dir: &Path) -> Res
         ])
         .arg(pin_dir);
     cmd::run(&mut attach)?;
+    let pins = pin_dir.display();
     eprintln!(
-        "inspect with:\n  bpftool map dump pinned {}/edge_stats\n  bpftool prog show pinned {}/edge_xdp\n\
-         remove with:\n  cargo xtask unload --iface {iface}",
-        pin_dir.display(),
-        pin_dir.display()
+        "inspect with:\n  bpftool map dump pinned {pins}/{STATS_MAP}\n  bpftool prog show pinned {pins}/{PROGRAM_NAME}\n\
+         remove with:\n  cargo xtask unload --iface {iface}"
     );
     Ok(())
 }

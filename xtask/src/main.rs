@@ -63,7 +63,7 @@ enum Command {
         #[arg(long)]
         netns: Option<String>,
         /// bpffs directory for the pins.
-        #[arg(long, default_value = "/sys/fs/bpf/edge")]
+        #[arg(long, default_value = edge_common::DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
     },
     /// Detach the XDP program from IFACE and remove its pins.
@@ -72,7 +72,7 @@ enum Command {
         #[arg(long)]
         iface: String,
         /// bpffs directory of the pins.
-        #[arg(long, default_value = "/sys/fs/bpf/edge")]
+        #[arg(long, default_value = edge_common::DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
     },
     /// Set up, lint, build, then run the whole test suite (README's test command).

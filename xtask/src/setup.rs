@@ -99,7 +99,9 @@ fn debian_packages() -> Result<String> {
             missing.join(", ")
         );
     }
-    cmd::run(Command::new("apt-get").args(["update", "-q"])).context("apt-get update failed")?;
+    let wanted = missing.join(", ");
+    cmd::run(Command::new("apt-get").args(["update", "-q"]))
+        .with_context(|| format!("{wanted} missing, and `apt-get update` failed"))?;
     let mut install = Command::new("apt-get");
     install
         .args(["install", "-y", "-q", "--no-install-recommends"])
@@ -266,11 +268,12 @@ fn bpffs() -> Result<String> {
 /// A scratch namespace with a veth pair in it, removed again.
 fn netns_veth() -> Result<String> {
     let name = format!("edge-setup-{}", std::process::id());
-    cmd::run(Command::new("ip").args(["netns", "add", &name])).context("`ip netns add` failed")?;
-    let veth = cmd::run(Command::new("ip").args([
+    cmd::quiet(Command::new("ip").args(["netns", "add", &name]))
+        .context("network namespaces do not work")?;
+    let veth = cmd::quiet(Command::new("ip").args([
         "-n", &name, "link", "add", "s0", "type", "veth", "peer", "name", "s1",
     ]));
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    let _ = cmd::quiet(Command::new("ip").args(["netns", "del", &name]));
     veth.context("creating a veth pair failed (is the veth module available?)")?;
     Ok("work".into())
 }

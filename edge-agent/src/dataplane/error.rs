@@ -70,6 +70,9 @@ pub enum DataplaneError {
         /// The layout this build needs.
         expected: String,
     },
+    /// A pinned attachment was asked of a data plane loaded without a pin directory.
+    #[error("a pinned attachment needs a pin directory: load the data plane with one")]
+    NoPinDir,
     /// Pinning or unpinning an object failed.
     #[error("pinning {path} failed: {reason}")]
     Pin {

@@ -176,10 +176,7 @@ impl Dataplane {
         ifname: &str,
         mode: AttachMode,
     ) -> Result<Attachment, DataplaneError> {
-        let pin_dir = self.pin_dir.clone().ok_or_else(|| DataplaneError::PinDir {
-            path: PathBuf::new(),
-            reason: "no pin directory given when loading".into(),
-        })?;
+        let pin_dir = self.pin_dir.clone().ok_or(DataplaneError::NoPinDir)?;
         let ifindex = ifindex(ifname)?;
         let link_path = link_pin_path(&pin_dir, ifname);
         let program = self.program(PROGRAM_NAME)?;
@@ -188,15 +185,15 @@ impl Dataplane {
             reason,
         };
 
-        let (link_id, used) = if link_path.exists() {
-            // Hold the existing link by fd while its pin is re-made below.
-            let existing = PinnedLink::from_pin(&link_path)
+        let used = if link_path.exists() {
+            // The pin keeps the link alive throughout, so if the swap fails
+            // the old program simply stays attached.
+            let existing: FdLink = PinnedLink::from_pin(&link_path)
                 .map_err(|e| pin_error(&link_path, e.to_string()))?
-                .unpin()
-                .map_err(|e| pin_error(&link_path, e.to_string()))?;
+                .into();
             let existing =
                 XdpLink::try_from(existing).map_err(|e| pin_error(&link_path, e.to_string()))?;
-            let id = program
+            program
                 .attach_to_link(existing)
                 .map_err(|source| DataplaneError::Attach {
                     ifname: ifname.to_owned(),
@@ -204,24 +201,24 @@ impl Dataplane {
                     source: Box::new(source),
                     hint: "",
                 })?;
-            (id, None)
+            // Our handle to the link closes with `self`; the pin remains.
+            None
         } else {
-            let (id, used) = attach_with_fallback(program, ifname, ifindex, mode)?;
-            (id, Some(used))
+            let (link_id, used) = attach_with_fallback(program, ifname, ifindex, mode)?;
+            let link = program
+                .take_link(link_id)
+                .map_err(|source| DataplaneError::Attach {
+                    ifname: ifname.to_owned(),
+                    mode: "take link".into(),
+                    source: Box::new(source),
+                    hint: "",
+                })?;
+            let link =
+                FdLink::try_from(link).map_err(|_| DataplaneError::NoBpfLink(ifname.to_owned()))?;
+            link.pin(&link_path)
+                .map_err(|e| pin_error(&link_path, e.to_string()))?;
+            Some(used)
         };
-
-        let link = program
-            .take_link(link_id)
-            .map_err(|source| DataplaneError::Attach {
-                ifname: ifname.to_owned(),
-                mode: "take link".into(),
-                source: Box::new(source),
-                hint: "",
-            })?;
-        let link =
-            FdLink::try_from(link).map_err(|_| DataplaneError::NoBpfLink(ifname.to_owned()))?;
-        link.pin(&link_path)
-            .map_err(|e| pin_error(&link_path, e.to_string()))?;
 
         let program_path = pin_dir.join(PROGRAM_NAME);
         if program_path.exists() {
