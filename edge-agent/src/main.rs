@@ -82,6 +82,8 @@ fn main() -> Result<()> {
             mode,
             pin_dir,
         }) => {
+            // Checked before anything touches the kernel.
+            dataplane::ifindex(&iface)?;
             let mut dp = Dataplane::load(Some(&pin_dir)).context("loading the data plane")?;
             let attachment = dp.attach_pinned(&iface, mode)?;
             match attachment.mode {

@@ -104,6 +104,70 @@ impl Drop for Netns {
     }
 }
 
+/// The XDP program attached to an interface, as `ip -d link` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpProgram {
+    /// Kernel program id.
+    pub id: u32,
+    /// `true` for native (driver) mode, `false` for generic.
+    pub native: bool,
+}
+
+impl Netns {
+    /// The XDP program attached to `dev`, if any.
+    pub fn xdp_program(&self, dev: &str) -> Option<XdpProgram> {
+        let out = self
+            .command("ip")
+            .args(["-d", "link", "show", dev])
+            .output()
+            .expect("ip link show");
+        assert!(
+            out.status.success(),
+            "ip link show {dev}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let id = text
+            .split("prog/xdp id ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let native = text.split_whitespace().any(|word| word == "xdp");
+        Some(XdpProgram { id, native })
+    }
+}
+
+/// A PoP and a client namespace joined by a veth pair, `pop0` ↔ `cli0`,
+/// with underlay addresses .1 (PoP) and .2 (client), IPv4 /24 and IPv6 /64.
+pub struct PopAndClient {
+    /// The namespace of the edge node.
+    pub pop: Netns,
+    /// The namespace of the client.
+    pub client: Netns,
+}
+
+impl PopAndClient {
+    /// Creates both namespaces, the veth pair and the addresses.
+    pub fn new() -> Self {
+        use crate::plan::{underlay_v4, underlay_v6};
+        let (pop, client) = (Netns::new(), Netns::new());
+        veth(&pop, "pop0", &client, "cli0");
+        for (ns, dev, host) in [(&pop, "pop0", 1), (&client, "cli0", 2)] {
+            ns.add_addr(dev, &format!("{}/24", underlay_v4(host)));
+            ns.add_addr(dev, &format!("{}/64", underlay_v6(host.into())));
+        }
+        PopAndClient { pop, client }
+    }
+}
+
+impl Default for PopAndClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Creates a veth pair: `a_dev` in `a`, `b_dev` in `b`, both up.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
     a.ip(&[

@@ -10,7 +10,7 @@ use edge_agent::dataplane::{AttachMode, Dataplane};
 use edge_common::stats::Counter;
 use edge_tests::{
     counters::changed,
-    netns::{Netns, veth},
+    netns::PopAndClient,
     packet::{TPID_8021Q, Vlan, udp4_frame},
     plan::{underlay_v4, underlay_v6},
     privilege::require_root,
@@ -25,13 +25,7 @@ fn native_xdp_on_veth_counts_real_traffic() {
     if !require_root("native_xdp_on_veth_counts_real_traffic") {
         return;
     }
-    let pop = Netns::new();
-    let client = Netns::new();
-    veth(&pop, "pop0", &client, "cli0");
-    pop.add_addr("pop0", &format!("{}/24", underlay_v4(1)));
-    pop.add_addr("pop0", &format!("{}/64", underlay_v6(1)));
-    client.add_addr("cli0", &format!("{}/24", underlay_v4(2)));
-    client.add_addr("cli0", &format!("{}/64", underlay_v6(2)));
+    let PopAndClient { pop, client } = PopAndClient::new();
 
     let (dp, attachment, rx4, rx6) = pop.run(|| {
         let mut dp = Dataplane::load(None).expect("load");

@@ -10,22 +10,11 @@ use edge_agent::dataplane::{
 };
 use edge_common::{STATS_MAP, stats::Counter};
 use edge_tests::{
-    netns::{Netns, veth},
+    netns::{Netns, PopAndClient},
     pins::PinDir,
     plan::underlay_v4,
     privilege::require_root,
 };
-
-fn xdp_prog_id(ns: &Netns, dev: &str) -> Option<u32> {
-    let out = ns
-        .command("ip")
-        .args(["-d", "link", "show", dev])
-        .output()
-        .expect("ip link");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let at = text.find("prog/xdp id ")?;
-    text[at + 12..].split_whitespace().next()?.parse().ok()
-}
 
 fn send_udp(client: &Netns, count: usize) {
     client.run(|| {
@@ -41,11 +30,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
     if !require_root("pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names") {
         return;
     }
-    let pop = Netns::new();
-    let client = Netns::new();
-    veth(&pop, "pop0", &client, "cli0");
-    pop.add_addr("pop0", &format!("{}/24", underlay_v4(1)));
-    client.add_addr("cli0", &format!("{}/24", underlay_v4(2)));
+    let PopAndClient { pop, client } = PopAndClient::new();
     let pins = PinDir::new();
 
     let attachment = pop.run(|| {
@@ -55,8 +40,9 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
         // `dp` is dropped here: only the pins keep the program attached.
     });
     assert_eq!(attachment.mode, Some(AttachMode::Native));
-    let first_id =
-        xdp_prog_id(&pop, "pop0").expect("program still attached after the loader is gone");
+    let first = pop
+        .xdp_program("pop0")
+        .expect("program still attached after the loader is gone");
 
     send_udp(&client, 10);
     let stats = read_pinned_stats(pins.path()).expect("read pinned counters");
@@ -89,8 +75,9 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
             .expect("replace")
     });
     assert_eq!(replaced.mode, None, "replacing keeps the link and its mode");
-    let second_id = xdp_prog_id(&pop, "pop0").expect("still attached");
-    assert_ne!(first_id, second_id, "the new program is the one attached");
+    let second = pop.xdp_program("pop0").expect("still attached");
+    assert_ne!(first.id, second.id, "the new program is the one attached");
+    assert!(second.native, "the link kept its native mode");
     let after = read_pinned_stats(pins.path()).expect("counters");
     assert!(
         after.get(Counter::Ipv4) >= stats.get(Counter::Ipv4),
@@ -99,7 +86,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
 
     detach_pinned(pins.path(), "pop0").expect("detach");
     assert_eq!(
-        xdp_prog_id(&pop, "pop0"),
+        pop.xdp_program("pop0"),
         None,
         "detach removes the program from the interface"
     );
@@ -150,4 +137,23 @@ fn a_pinned_map_with_another_layout_is_refused() {
         Err(other) => panic!("expected PinnedMapIncompatible, got {other}"),
         Ok(_) => panic!("a map of another layout must not be reused"),
     }
+}
+
+#[test]
+fn a_failed_pinned_attach_leaves_nothing_behind() {
+    if !require_root("a_failed_pinned_attach_leaves_nothing_behind") {
+        return;
+    }
+    let ns = Netns::new();
+    let pins = PinDir::new();
+    let result = ns.run(|| {
+        let mut dp = Dataplane::load(Some(pins.path())).expect("load");
+        assert!(pins.path().join(STATS_MAP).exists(), "load pins the maps");
+        dp.attach_pinned("nosuch0", AttachMode::Auto)
+    });
+    match result {
+        Err(DataplaneError::NoSuchInterface(name)) => assert_eq!(name, "nosuch0"),
+        other => panic!("expected NoSuchInterface, got {other:?}"),
+    }
+    assert!(!pins.path().exists(), "the pins made by the failed attach are gone");
 }

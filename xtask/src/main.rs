@@ -6,7 +6,6 @@
 
 mod build;
 mod cmd;
-mod demo;
 mod ebpf_build;
 mod load;
 mod setup;
@@ -99,6 +98,13 @@ fn main() -> Result<()> {
         Command::Unload { iface, pin_dir } => load::unload(&iface, &pin_dir),
         Command::Test => test::run(),
         Command::Bench => test::bench(),
-        Command::Demo => demo::run(),
+        Command::Demo => cmd::run(&mut cmd::cargo(&[
+            "run",
+            "--quiet",
+            "--package",
+            "edge-tests",
+            "--bin",
+            "edge-demo",
+        ])),
     }
 }

@@ -18,8 +18,10 @@ use aya::{
 use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME, STATS_MAP, stats::Stats};
 
 use super::{
-    AttachMode, DataplaneError, EBPF_OBJECT, bpffs::ensure_pin_dir, pins::link_pin_path,
+    AttachMode, DataplaneError, EBPF_OBJECT,
+    bpffs::ensure_pin_dir,
     pins::sum_stats,
+    pins::{link_pin_path, remaining_links},
 };
 
 /// The maps this build pins, with the layout it needs them to have. A pinned
@@ -60,6 +62,9 @@ pub struct Attachment {
 pub struct Dataplane {
     ebpf: Ebpf,
     pin_dir: Option<PathBuf>,
+    /// Pins this load made (as opposed to reused): removed again if an
+    /// attach fails and nothing else uses them.
+    created_pins: Vec<PathBuf>,
 }
 
 impl Dataplane {
@@ -80,8 +85,12 @@ impl Dataplane {
             }
             None => Vec::new(),
         };
+        let mut created_pins = Vec::new();
         for (name, path) in &pin_paths {
             check_pinned_layout(path, name)?;
+            if !path.exists() {
+                created_pins.push(path.clone());
+            }
             loader.map_pin_path(name, path.as_path());
         }
         let ebpf = loader
@@ -90,6 +99,7 @@ impl Dataplane {
         let mut dataplane = Dataplane {
             ebpf,
             pin_dir: pin_dir.map(Path::to_owned),
+            created_pins,
         };
         dataplane.program(PROGRAM_NAME)?;
         Ok(dataplane)
@@ -171,7 +181,34 @@ impl Dataplane {
     /// directory, so the data plane keeps forwarding after this process
     /// exits. If edge is already attached there, the new program replaces the
     /// old one atomically inside the existing link: no packet sees no program.
+    /// If it fails, pins this load created are removed again unless another
+    /// attachment uses them: a failed attach leaves nothing behind.
     pub fn attach_pinned(
+        &mut self,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<Attachment, DataplaneError> {
+        let result = self.try_attach_pinned(ifname, mode);
+        if result.is_err() {
+            self.remove_unused_pins();
+        }
+        result
+    }
+
+    /// Removes the pins this load created if no attachment is pinned.
+    fn remove_unused_pins(&mut self) {
+        let Some(dir) = &self.pin_dir else { return };
+        if !remaining_links(dir).is_ok_and(|links| links.is_empty()) {
+            return;
+        }
+        for pin in self.created_pins.drain(..) {
+            let _ = std::fs::remove_file(pin);
+        }
+        // Only succeeds if empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+
+    fn try_attach_pinned(
         &mut self,
         ifname: &str,
         mode: AttachMode,
@@ -299,7 +336,7 @@ fn attach_hint(error: &ProgramError) -> &'static str {
 }
 
 /// Index of interface `ifname` in this network namespace.
-fn ifindex(ifname: &str) -> Result<u32, DataplaneError> {
+pub fn ifindex(ifname: &str) -> Result<u32, DataplaneError> {
     let no_such = || DataplaneError::NoSuchInterface(ifname.to_owned());
     let c_name = CString::new(ifname).map_err(|_| no_such())?;
     // SAFETY: `c_name` is a NUL-terminated string that outlives the call.

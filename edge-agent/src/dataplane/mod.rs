@@ -11,7 +11,7 @@ mod object;
 mod pins;
 
 pub use error::DataplaneError;
-pub use loader::{Attachment, Dataplane};
+pub use loader::{Attachment, Dataplane, ifindex};
 pub use mode::AttachMode;
 pub use object::EBPF_OBJECT;
 pub use pins::{detach_pinned, link_pin_path, read_pinned_stats};

@@ -1,0 +1,143 @@
+//! The `edge-agent xdp` commands as an operator (and `cargo xtask
+//! load/unload`) runs them: attach and pin inside a namespace, read the
+//! counters, replace, detach; and the messages for bad input.
+
+use std::{
+    net::UdpSocket,
+    process::{Command, Output},
+};
+
+use edge_tests::{netns::PopAndClient, pins::PinDir, plan::underlay_v4, privilege::require_root};
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(args)
+        .output()
+        .expect("run edge-agent")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "edge-agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr_of_failure(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "edge-agent should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn attach_stats_replace_detach() {
+    if !require_root("attach_stats_replace_detach") {
+        return;
+    }
+    let PopAndClient { pop, client } = PopAndClient::new();
+    let pins = PinDir::new();
+    let pin_dir = pins.path().to_str().expect("utf-8 path");
+    let attach = [
+        "--netns",
+        pop.name(),
+        "xdp",
+        "attach",
+        "--iface",
+        "pop0",
+        "--mode",
+        "native",
+        "--pin-dir",
+        pin_dir,
+    ];
+
+    let out = stdout(&agent(&attach));
+    assert!(
+        out.contains("attached edge_xdp to pop0") && out.contains("native mode"),
+        "{out}"
+    );
+    assert!(pop.xdp_program("pop0").is_some_and(|p| p.native));
+
+    client.run(|| {
+        let socket = UdpSocket::bind((underlay_v4(2), 0)).expect("bind");
+        for _ in 0..7 {
+            socket.send_to(b"x", (underlay_v4(1), 9)).expect("send");
+        }
+    });
+    let stats = stdout(&agent(&["xdp", "stats", "--pin-dir", pin_dir]));
+    let ipv4: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("ipv4")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ipv4 line in:\n{stats}"));
+    assert!(ipv4 >= 7, "{stats}");
+
+    let out = stdout(&agent(&attach));
+    assert!(out.contains("replaced the program"), "{out}");
+
+    let out = stdout(&agent(&[
+        "xdp",
+        "detach",
+        "--iface",
+        "pop0",
+        "--pin-dir",
+        pin_dir,
+    ]));
+    assert!(out.contains("detached edge from pop0"), "{out}");
+    assert_eq!(pop.xdp_program("pop0"), None);
+    let err = stderr_of_failure(&agent(&[
+        "xdp",
+        "detach",
+        "--iface",
+        "pop0",
+        "--pin-dir",
+        pin_dir,
+    ]));
+    assert!(
+        err.contains("edge has no pinned XDP attachment on `pop0`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_hint() {
+    if !require_root("bad_input_is_refused_with_a_hint") {
+        return;
+    }
+    let PopAndClient { pop, .. } = PopAndClient::new();
+    let pins = PinDir::new();
+    let pin_dir = pins.path().to_str().expect("utf-8 path");
+
+    let err = stderr_of_failure(&agent(&[
+        "xdp", "attach", "--iface", "pop0", "--mode", "offload",
+    ]));
+    assert!(err.contains("expected auto, native or generic"), "{err}");
+
+    let err = stderr_of_failure(&agent(&["--netns", "edge-no-such-ns", "xdp", "stats"]));
+    assert!(
+        err.contains("network namespace `edge-no-such-ns` not found")
+            && err.contains("ip netns list"),
+        "{err}"
+    );
+
+    let err = stderr_of_failure(&agent(&[
+        "--netns",
+        pop.name(),
+        "xdp",
+        "attach",
+        "--iface",
+        "nosuch0",
+        "--pin-dir",
+        pin_dir,
+    ]));
+    assert!(
+        err.contains("no network interface named `nosuch0`"),
+        "{err}"
+    );
+
+    let err = stderr_of_failure(&agent(&["xdp", "stats", "--pin-dir", pin_dir]));
+    assert!(err.contains("is edge attached?"), "{err}");
+}
