@@ -78,24 +78,11 @@ fn attach_stats_replace_detach() {
     let out = stdout(&agent(&attach));
     assert!(out.contains("replaced the program"), "{out}");
 
-    let out = stdout(&agent(&[
-        "xdp",
-        "detach",
-        "--iface",
-        "pop0",
-        "--pin-dir",
-        pin_dir,
-    ]));
+    let detach = ["xdp", "detach", "--iface", "pop0", "--pin-dir", pin_dir];
+    let out = stdout(&agent(&detach));
     assert!(out.contains("detached edge from pop0"), "{out}");
     assert_eq!(pop.xdp_program("pop0"), None);
-    let err = stderr_of_failure(&agent(&[
-        "xdp",
-        "detach",
-        "--iface",
-        "pop0",
-        "--pin-dir",
-        pin_dir,
-    ]));
+    let err = stderr_of_failure(&agent(&detach));
     assert!(
         err.contains("edge has no pinned XDP attachment on `pop0`"),
         "{err}"

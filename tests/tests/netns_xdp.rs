@@ -37,17 +37,9 @@ fn native_xdp_on_veth_counts_real_traffic() {
         (dp, attachment, rx4, rx6)
     });
     assert_eq!(attachment.mode, Some(AttachMode::Native));
-    let link = String::from_utf8(
-        pop.command("ip")
-            .args(["link", "show", "pop0"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
     assert!(
-        link.contains("xdp "),
-        "native XDP (not xdpgeneric) expected on pop0: {link}"
+        pop.xdp_program("pop0").expect("attached").native,
+        "native XDP, not generic"
     );
 
     let before = dp.stats().expect("stats");
@@ -113,16 +105,9 @@ fn native_xdp_on_veth_counts_real_traffic() {
     }
 
     drop(dp);
-    let link = String::from_utf8(
-        pop.command("ip")
-            .args(["link", "show", "pop0"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        !link.contains("prog/xdp"),
-        "dropping the Dataplane must detach: {link}"
+    assert_eq!(
+        pop.xdp_program("pop0"),
+        None,
+        "dropping the Dataplane must detach"
     );
 }

@@ -155,5 +155,8 @@ fn a_failed_pinned_attach_leaves_nothing_behind() {
         Err(DataplaneError::NoSuchInterface(name)) => assert_eq!(name, "nosuch0"),
         other => panic!("expected NoSuchInterface, got {other:?}"),
     }
-    assert!(!pins.path().exists(), "the pins made by the failed attach are gone");
+    assert!(
+        !pins.path().exists(),
+        "the pins made by the failed attach are gone"
+    );
 }

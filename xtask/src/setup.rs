@@ -78,11 +78,7 @@ fn is_root() -> bool {
 
 /// Installs the Debian packages that are missing (and only those).
 fn debian_packages() -> Result<String> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(_, file)| !Path::new(file).exists())
-        .map(|(p, _)| *p)
-        .collect();
+    let missing = missing_packages();
     if missing.is_empty() {
         return Ok(format!(
             "{} present",
@@ -108,19 +104,24 @@ fn debian_packages() -> Result<String> {
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
     let result = cmd::run(&mut install);
-    let still: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(_, file)| !Path::new(file).exists())
-        .map(|(p, _)| *p)
-        .collect();
+    let still = missing_packages();
     if !still.is_empty() {
+        let why = result.err().map(|e| format!(": {e:#}")).unwrap_or_default();
         bail!(
-            "could not install {} ({})",
-            still.join(", "),
-            result.err().map(|e| format!("{e:#}")).unwrap_or_default()
+            "{} still missing after `apt-get install`{why}",
+            still.join(", ")
         );
     }
     Ok(format!("installed {}", missing.join(", ")))
+}
+
+/// The packages of [`PACKAGES`] whose marker file is absent.
+fn missing_packages() -> Vec<&'static str> {
+    PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(p, _)| *p)
+        .collect()
 }
 
 /// rust-src for the nightly toolchain that builds the BPF object.

@@ -32,12 +32,12 @@ pub enum DataplaneError {
     #[error("no network interface named `{0}` (check `ip link`)")]
     NoSuchInterface(String),
     /// Attaching failed in every mode that was tried.
-    #[error("attaching XDP to `{ifname}` in {mode} mode failed: {source}{hint}")]
+    #[error("attaching XDP to `{ifname}` ({how}) failed: {source}{hint}")]
     Attach {
         /// The interface.
         ifname: String,
-        /// The mode(s) tried.
-        mode: String,
+        /// What was tried: the mode(s), or replacing the pinned program.
+        how: String,
         /// The last error.
         #[source]
         source: Box<aya::programs::ProgramError>,

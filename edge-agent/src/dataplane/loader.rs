@@ -15,13 +15,12 @@ use aya::{
         xdp::{XdpLink, XdpLinkId},
     },
 };
-use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME, STATS_MAP, stats::Stats};
+use edge_common::{PROGRAM_NAME, STATS_MAP, stats::Stats};
 
 use super::{
     AttachMode, DataplaneError, EBPF_OBJECT,
     bpffs::ensure_pin_dir,
-    pins::sum_stats,
-    pins::{link_pin_path, remaining_links},
+    pins::{link_pin_path, remaining_links, sum_stats},
 };
 
 /// The maps this build pins, with the layout it needs them to have. A pinned
@@ -93,15 +92,24 @@ impl Dataplane {
             }
             loader.map_pin_path(name, path.as_path());
         }
-        let ebpf = loader
-            .load(EBPF_OBJECT)
-            .map_err(|e| DataplaneError::Load(Box::new(e)))?;
+        let ebpf = match loader.load(EBPF_OBJECT) {
+            Ok(ebpf) => ebpf,
+            Err(e) => {
+                if let Some(dir) = pin_dir {
+                    remove_unused_pins(dir, &mut created_pins);
+                }
+                return Err(DataplaneError::Load(Box::new(e)));
+            }
+        };
         let mut dataplane = Dataplane {
             ebpf,
             pin_dir: pin_dir.map(Path::to_owned),
             created_pins,
         };
-        dataplane.program(PROGRAM_NAME)?;
+        if let Err(e) = dataplane.program(PROGRAM_NAME) {
+            dataplane.remove_unused_pins();
+            return Err(e);
+        }
         Ok(dataplane)
     }
 
@@ -109,7 +117,7 @@ impl Dataplane {
     /// kernel on first use.
     fn program(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
         let missing = DataplaneError::MissingInObject {
-            kind: "program",
+            kind: "XDP program",
             name,
         };
         let program: &mut Xdp = self
@@ -117,9 +125,9 @@ impl Dataplane {
             .program_mut(name)
             .ok_or(missing)?
             .try_into()
-            .map_err(|source| DataplaneError::Verifier {
+            .map_err(|_| DataplaneError::MissingInObject {
+                kind: "XDP program",
                 name,
-                source: Box::new(source),
             })?;
         if program.fd().is_err() {
             program.load().map_err(|source| DataplaneError::Verifier {
@@ -131,7 +139,7 @@ impl Dataplane {
     }
 
     /// A file descriptor of a loaded program, for `BPF_PROG_TEST_RUN`.
-    /// `name` is [`PROGRAM_NAME`] or [`PASS_PROGRAM_NAME`].
+    /// `name` is [`PROGRAM_NAME`] or [`edge_common::PASS_PROGRAM_NAME`].
     pub fn program_fd(&mut self, name: &'static str) -> Result<OwnedFd, DataplaneError> {
         let program = self.program(name)?;
         let fd = program.fd().map_err(|source| DataplaneError::Verifier {
@@ -149,27 +157,8 @@ impl Dataplane {
 
     /// Attaches `edge_xdp` to `ifname` for as long as this value lives.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
-        self.attach_program(PROGRAM_NAME, ifname, mode)
-    }
-
-    /// Attaches the pass-through program to `ifname` for as long as this
-    /// value lives (the far end of a veth needs one for native `XDP_TX`).
-    pub fn attach_pass(
-        &mut self,
-        ifname: &str,
-        mode: AttachMode,
-    ) -> Result<Attachment, DataplaneError> {
-        self.attach_program(PASS_PROGRAM_NAME, ifname, mode)
-    }
-
-    fn attach_program(
-        &mut self,
-        name: &'static str,
-        ifname: &str,
-        mode: AttachMode,
-    ) -> Result<Attachment, DataplaneError> {
         let ifindex = ifindex(ifname)?;
-        let (_, used) = attach_with_fallback(self.program(name)?, ifname, ifindex, mode)?;
+        let (_, used) = attach_with_fallback(self.program(PROGRAM_NAME)?, ifname, ifindex, mode)?;
         Ok(Attachment {
             ifname: ifname.to_owned(),
             ifindex,
@@ -197,15 +186,9 @@ impl Dataplane {
 
     /// Removes the pins this load created if no attachment is pinned.
     fn remove_unused_pins(&mut self) {
-        let Some(dir) = &self.pin_dir else { return };
-        if !remaining_links(dir).is_ok_and(|links| links.is_empty()) {
-            return;
+        if let Some(dir) = &self.pin_dir {
+            remove_unused_pins(dir, &mut self.created_pins);
         }
-        for pin in self.created_pins.drain(..) {
-            let _ = std::fs::remove_file(pin);
-        }
-        // Only succeeds if empty.
-        let _ = std::fs::remove_dir(dir);
     }
 
     fn try_attach_pinned(
@@ -234,7 +217,7 @@ impl Dataplane {
                 .attach_to_link(existing)
                 .map_err(|source| DataplaneError::Attach {
                     ifname: ifname.to_owned(),
-                    mode: "replace".into(),
+                    how: "replacing the program in the pinned link".into(),
                     source: Box::new(source),
                     hint: "",
                 })?;
@@ -246,7 +229,7 @@ impl Dataplane {
                 .take_link(link_id)
                 .map_err(|source| DataplaneError::Attach {
                     ifname: ifname.to_owned(),
-                    mode: "take link".into(),
+                    how: "taking over the new link".into(),
                     source: Box::new(source),
                     hint: "",
                 })?;
@@ -286,6 +269,18 @@ impl Dataplane {
     }
 }
 
+/// Removes `created` pins from `dir` unless an attachment is pinned there
+/// (which would be using them), then `dir` itself if that leaves it empty.
+fn remove_unused_pins(dir: &Path, created: &mut Vec<PathBuf>) {
+    if !remaining_links(dir).is_ok_and(|links| links.is_empty()) {
+        return;
+    }
+    for pin in created.drain(..) {
+        let _ = std::fs::remove_file(pin);
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// Attaches `program` in `mode`; `Auto` tries native first, then generic.
 fn attach_with_fallback(
     program: &mut Xdp,
@@ -293,9 +288,9 @@ fn attach_with_fallback(
     ifindex: u32,
     mode: AttachMode,
 ) -> Result<(XdpLinkId, AttachMode), DataplaneError> {
-    let attach_error = |mode: &str, source: ProgramError| DataplaneError::Attach {
+    let attach_error = |how: &str, source: ProgramError| DataplaneError::Attach {
         ifname: ifname.to_owned(),
-        mode: mode.to_owned(),
+        how: how.to_owned(),
         hint: attach_hint(&source),
         source: Box::new(source),
     };
@@ -307,13 +302,13 @@ fn attach_with_fallback(
                 program
                     .attach_to_if_index(ifindex, XdpMode::Skb)
                     .map(|id| (id, AttachMode::Generic))
-                    .map_err(|e| attach_error("native, then generic", e))
+                    .map_err(|e| attach_error("native mode, then generic mode", e))
             }
         },
         explicit => program
             .attach_to_if_index(ifindex, explicit.xdp_mode())
             .map(|id| (id, explicit))
-            .map_err(|e| attach_error(&explicit.to_string(), e)),
+            .map_err(|e| attach_error(&format!("{explicit} mode"), e)),
     }
 }
 
