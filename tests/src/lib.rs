@@ -13,10 +13,12 @@
 //! - [`raw`]: hand-made frames out of an interface (packet socket).
 //! - [`testrun`]: `BPF_PROG_TEST_RUN` on a program fd: action and output
 //!   bytes, and timing against the empty program in the same run.
+//! - [`command`]: run a helper command, fail the test with its stderr.
 //! - [`counters`]: which data-plane counters a test moved.
 //! - [`plan`]: the address plan of the design brief.
 
 pub mod bird;
+pub mod command;
 pub mod counters;
 pub mod daemon;
 pub mod netns;

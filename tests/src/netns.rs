@@ -7,12 +7,14 @@
 //! that no longer exist (killed before they could drop theirs).
 
 use std::{
-    process::{Command, Output},
+    process::Command,
     sync::{
         Once,
         atomic::{AtomicU32, Ordering},
     },
 };
+
+use crate::command::stdout_of;
 
 /// Prefix of every test namespace name.
 const PREFIX: &str = "edget";
@@ -116,17 +118,7 @@ pub struct XdpProgram {
 impl Netns {
     /// The XDP program attached to `dev`, if any.
     pub fn xdp_program(&self, dev: &str) -> Option<XdpProgram> {
-        let out = self
-            .command("ip")
-            .args(["-d", "link", "show", dev])
-            .output()
-            .expect("ip link show");
-        assert!(
-            out.status.success(),
-            "ip link show {dev}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = stdout_of(self.command("ip").args(["-d", "link", "show", dev]));
         let id = text
             .split("prog/xdp id ")
             .nth(1)?
@@ -187,18 +179,8 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
 }
 
 /// Runs `ip <args>` and panics with its stderr on failure.
-fn ip(args: &[&str]) -> Output {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` ({e}): `cargo xtask setup` installs iproute2"));
-    assert!(
-        out.status.success(),
-        "`ip {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    out
+fn ip(args: &[&str]) {
+    stdout_of(Command::new("ip").args(args));
 }
 
 /// Kills what runs in namespace `name` and deletes it; quiet if it is gone.

@@ -10,6 +10,7 @@ use edge_agent::dataplane::{
 };
 use edge_common::{STATS_MAP, stats::Counter};
 use edge_tests::{
+    command::stdout_of,
     netns::{Netns, PopAndClient},
     pins::PinDir,
     plan::underlay_v4,
@@ -48,17 +49,11 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
     let stats = read_pinned_stats(pins.path()).expect("read pinned counters");
     assert!(stats.get(Counter::Ipv4) >= 10, "{stats:?}");
 
-    let dump = Command::new("bpftool")
-        .args(["-j", "map", "dump", "pinned"])
-        .arg(pins.path().join(STATS_MAP))
-        .output()
-        .expect("bpftool (cargo xtask setup installs it)");
-    assert!(
-        dump.status.success(),
-        "bpftool: {}",
-        String::from_utf8_lossy(&dump.stderr)
+    let dump = stdout_of(
+        Command::new("bpftool")
+            .args(["-j", "map", "dump", "pinned"])
+            .arg(pins.path().join(STATS_MAP)),
     );
-    let dump = String::from_utf8_lossy(&dump.stdout);
     for counter in Counter::ALL {
         assert!(
             dump.contains(&format!("\"{}\":", counter.name())),
