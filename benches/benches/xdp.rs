@@ -7,7 +7,7 @@
 
 use std::os::fd::AsFd;
 
-use edge_agent::dataplane::Dataplane;
+use edge_agent::dataplane::{Dataplane, LoadOptions};
 use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME};
 use edge_tests::{
     packet::*,
@@ -53,7 +53,7 @@ fn main() {
         ),
     ];
 
-    let mut dp = Dataplane::load(None).expect("load the XDP object");
+    let mut dp = Dataplane::load(&LoadOptions::default()).expect("load the XDP object");
     let program = dp.program_fd(PROGRAM_NAME).expect("edge_xdp");
     let baseline = dp.program_fd(PASS_PROGRAM_NAME).expect("edge_pass");
     println!(

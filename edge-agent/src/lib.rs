@@ -7,4 +7,5 @@
 //! their issues land.
 
 pub mod dataplane;
+pub mod maglev;
 pub mod netns;

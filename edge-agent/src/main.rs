@@ -8,8 +8,8 @@ use std::{io::Write, path::PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use edge_agent::dataplane::{self, AttachMode, Dataplane};
-use edge_common::{DEFAULT_PIN_DIR, stats::Counter};
+use edge_agent::dataplane::{self, AttachMode, Dataplane, LoadOptions, interface_pin_dir};
+use edge_common::{DEFAULT_PIN_ROOT, stats::Counter};
 
 /// The edge agent: anycast CDN edge node.
 #[derive(Parser)]
@@ -43,24 +43,27 @@ enum XdpCommand {
         /// auto (native, else generic), native or generic.
         #[arg(long, default_value = "auto")]
         mode: AttachMode,
-        /// bpffs directory for the pins.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// bpffs directory under which each interface gets its pin directory.
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_root: PathBuf,
     },
-    /// Detach edge from IFACE; the last detach also removes program and map pins.
+    /// Detach edge from IFACE and remove its program and map pins.
     Detach {
         /// The interface to detach from.
         #[arg(long)]
         iface: String,
-        /// bpffs directory of the pins.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// bpffs directory under which each interface has its pin directory.
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_root: PathBuf,
     },
-    /// Print the data-plane counters (summed over CPUs) from the pinned map.
+    /// Print IFACE's data-plane counters (summed over CPUs) from the pinned map.
     Stats {
-        /// bpffs directory of the pins.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// The interface.
+        #[arg(long)]
+        iface: String,
+        /// bpffs directory under which each interface has its pin directory.
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_root: PathBuf,
     },
 }
 
@@ -80,11 +83,13 @@ fn main() -> Result<()> {
         Command::Xdp(XdpCommand::Attach {
             iface,
             mode,
-            pin_dir,
+            pin_root,
         }) => {
             // Checked before anything touches the kernel.
             dataplane::ifindex(&iface)?;
-            let mut dp = Dataplane::load(Some(&pin_dir)).context("loading the data plane")?;
+            let pin_dir = interface_pin_dir(&pin_root, &iface);
+            let mut dp = Dataplane::load(&LoadOptions::pinned(&pin_dir))
+                .context("loading the data plane")?;
             let attachment = dp.attach_pinned(&iface, mode)?;
             match attachment.mode {
                 Some(mode) => println!(
@@ -99,13 +104,19 @@ fn main() -> Result<()> {
                 ),
             }
         }
-        Command::Xdp(XdpCommand::Detach { iface, pin_dir }) => {
-            dataplane::detach_pinned(&pin_dir, &iface)?;
+        Command::Xdp(XdpCommand::Detach { iface, pin_root }) => {
+            dataplane::detach_pinned(&interface_pin_dir(&pin_root, &iface))
+                .with_context(|| format!("detaching from {iface}"))?;
             println!("detached edge from {iface}");
         }
-        Command::Xdp(XdpCommand::Stats { pin_dir }) => {
-            let stats = dataplane::read_pinned_stats(&pin_dir)
-                .with_context(|| format!("is edge attached? (looked in {})", pin_dir.display()))?;
+        Command::Xdp(XdpCommand::Stats { iface, pin_root }) => {
+            let pin_dir = interface_pin_dir(&pin_root, &iface);
+            let stats = dataplane::read_pinned_stats(&pin_dir).with_context(|| {
+                format!(
+                    "is edge attached to {iface}? (looked in {})",
+                    pin_dir.display()
+                )
+            })?;
             let table: String = Counter::ALL
                 .iter()
                 .map(|c| format!("{:<20} {}\n", c.name(), stats.get(*c)))

@@ -51,7 +51,7 @@ fn attach_stats_replace_detach() {
         "pop0",
         "--mode",
         "native",
-        "--pin-dir",
+        "--pin-root",
         pin_dir,
     ];
 
@@ -68,7 +68,14 @@ fn attach_stats_replace_detach() {
             socket.send_to(b"x", (underlay_v4(1), 9)).expect("send");
         }
     });
-    let stats = stdout(&agent(&["xdp", "stats", "--pin-dir", pin_dir]));
+    let stats = stdout(&agent(&[
+        "xdp",
+        "stats",
+        "--iface",
+        "pop0",
+        "--pin-root",
+        pin_dir,
+    ]));
     let ipv4: u64 = stats
         .lines()
         .find_map(|l| l.strip_prefix("ipv4")?.trim().parse().ok())
@@ -78,13 +85,13 @@ fn attach_stats_replace_detach() {
     let out = stdout(&agent(&attach));
     assert!(out.contains("replaced the program"), "{out}");
 
-    let detach = ["xdp", "detach", "--iface", "pop0", "--pin-dir", pin_dir];
+    let detach = ["xdp", "detach", "--iface", "pop0", "--pin-root", pin_dir];
     let out = stdout(&agent(&detach));
     assert!(out.contains("detached edge from pop0"), "{out}");
     assert_eq!(pop.xdp_program("pop0"), None);
     let err = stderr_of_failure(&agent(&detach));
     assert!(
-        err.contains("edge has no pinned XDP attachment on `pop0`"),
+        err.contains("detaching from pop0") && err.contains("edge has no pinned XDP attachment"),
         "{err}"
     );
 }
@@ -103,7 +110,14 @@ fn bad_input_is_refused_with_a_hint() {
     ]));
     assert!(err.contains("expected auto, native or generic"), "{err}");
 
-    let err = stderr_of_failure(&agent(&["--netns", "edge-no-such-ns", "xdp", "stats"]));
+    let err = stderr_of_failure(&agent(&[
+        "--netns",
+        "edge-no-such-ns",
+        "xdp",
+        "stats",
+        "--iface",
+        "x",
+    ]));
     assert!(
         err.contains("network namespace `edge-no-such-ns` not found")
             && err.contains("ip netns list"),
@@ -117,7 +131,7 @@ fn bad_input_is_refused_with_a_hint() {
         "attach",
         "--iface",
         "nosuch0",
-        "--pin-dir",
+        "--pin-root",
         pin_dir,
     ]));
     assert!(
@@ -125,6 +139,13 @@ fn bad_input_is_refused_with_a_hint() {
         "{err}"
     );
 
-    let err = stderr_of_failure(&agent(&["xdp", "stats", "--pin-dir", pin_dir]));
-    assert!(err.contains("is edge attached?"), "{err}");
+    let err = stderr_of_failure(&agent(&[
+        "xdp",
+        "stats",
+        "--iface",
+        "pop0",
+        "--pin-root",
+        pin_dir,
+    ]));
+    assert!(err.contains("is edge attached to pop0?"), "{err}");
 }

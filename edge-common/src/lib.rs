@@ -7,18 +7,39 @@
 //! Nothing else lives here.
 #![no_std]
 
+pub mod hash;
+pub mod maps;
 pub mod stats;
 
 /// Name of the XDP program function inside the object.
 pub const PROGRAM_NAME: &str = "edge_xdp";
 
 /// Default bpffs directory under which the agent and `cargo xtask load` pin
-/// the program link and maps, so that `bpftool map dump pinned
-/// /sys/fs/bpf/edge/<map>` works and the data plane outlives the agent.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/edge";
+/// each interface's program, link and maps (in `<root>/<ifname>/`), so that
+/// `bpftool map dump pinned /sys/fs/bpf/edge/<ifname>/<map>` works and the
+/// data plane outlives the agent.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/edge";
 
 /// Name of the per-CPU statistics map (and of its pin file).
 pub const STATS_MAP: &str = "edge_stats";
+/// Name of the node config map (one entry).
+pub const CONFIG_MAP: &str = "edge_config";
+/// Name of the service map.
+pub const SERVICES_MAP: &str = "edge_services";
+/// Name of the Maglev tables array (two slots per service).
+pub const MAGLEV_MAP: &str = "edge_maglev";
+/// Name of the peer array.
+pub const PEERS_MAP: &str = "edge_peers";
+/// Name of the trusted-source map.
+pub const TRUSTED_MAP: &str = "edge_trusted";
+/// Name of the flow table (LRU).
+pub const FLOWS_MAP: &str = "edge_flows";
+/// Name of the egress interfaces the program may redirect to (devmap).
+pub const EGRESS_MAP: &str = "edge_egress";
+/// Name of the per-service counters.
+pub const SERVICE_STATS_MAP: &str = "edge_svc_stats";
+/// Name of the per-peer counters.
+pub const PEER_STATS_MAP: &str = "edge_peer_stats";
 
 /// Name of the pass-through XDP program in the same object. It returns
 /// `XDP_PASS` and does nothing else: the baseline for timing the real

@@ -7,12 +7,14 @@
 //!
 //! Every packet moves exactly one *outcome* counter (what the program did
 //! with it and why), and possibly *attribute* counters (such as
-//! `vlan_tagged`) that describe it without deciding anything.
+//! `vlan_tagged`) that describe it without deciding anything. Outcomes come
+//! first in the struct, attributes after [`FIRST_ATTRIBUTE`].
 
 /// Defines [`Stats`], [`Counter`] and their name table from one list, so the
-/// three can never disagree.
+/// three can never disagree. Each counter is an `outcome` (exactly one per
+/// packet) or an `attribute` (any number per packet).
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $field:ident => $variant:ident, )+) => {
+    ($( $(#[$doc:meta])* $kind:ident $field:ident => $variant:ident, )+) => {
         /// Named per-CPU packet counters: one map value of `edge_stats`.
         ///
         /// All fields are `u64` and the struct is `#[repr(C)]`, so its layout
@@ -40,6 +42,12 @@ macro_rules! counters {
             pub const fn name(self) -> &'static str {
                 match self { $( Counter::$variant => stringify!($field), )+ }
             }
+
+            /// Whether this counter is an outcome (exactly one per packet)
+            /// rather than an attribute.
+            pub const fn is_outcome(self) -> bool {
+                match self { $( Counter::$variant => counters!(@outcome $kind), )+ }
+            }
         }
 
         impl Stats {
@@ -54,38 +62,91 @@ macro_rules! counters {
             }
         }
     };
+    (@outcome outcome) => { true };
+    (@outcome attribute) => { false };
 }
 
 counters! {
-    /// Well-formed IPv4 packets passed to the kernel.
-    ipv4 => Ipv4,
-    /// Well-formed IPv6 packets passed to the kernel.
-    ipv6 => Ipv6,
-    /// Frames whose EtherType is neither IPv4 nor IPv6 (ARP, LLDP, ...), passed.
-    non_ip => NonIp,
-    /// Frames with more VLAN tags than the program parses (two), passed unparsed.
-    vlan_too_deep => VlanTooDeep,
-    /// Frames shorter than an Ethernet header, passed.
-    trunc_eth => TruncEth,
-    /// Frames cut inside a VLAN tag, passed.
-    trunc_vlan => TruncVlan,
-    /// IPv4 packets cut inside the fixed 20-byte header, passed.
-    trunc_ipv4 => TruncIpv4,
-    /// IPv4 packets whose header length (IHL) reaches past the frame, passed.
-    trunc_ipv4_options => TruncIpv4Options,
-    /// IPv4 packets with IHL < 5, passed.
-    bad_ipv4_ihl => BadIpv4Ihl,
-    /// IPv4 packets whose total length is shorter than the header or longer than the frame, passed.
-    bad_ipv4_len => BadIpv4Len,
-    /// IPv6 packets cut inside the fixed 40-byte header, passed.
-    trunc_ipv6 => TruncIpv6,
-    /// IPv6 packets whose payload length is longer than the frame, passed.
-    bad_ipv6_len => BadIpv6Len,
-    /// Packets whose IP version nibble disagrees with the EtherType, passed.
-    bad_ip_version => BadIpVersion,
-    /// Attribute: frames that carried at least one 802.1Q/802.1ad tag.
-    vlan_tagged => VlanTagged,
+    // What happened to the packet: exactly one of these per packet.
+    /// Not IP (ARP, LLDP, ...): passed.
+    outcome non_ip => NonIp,
+    /// IP, but neither a service nor a tunnel to this node: passed untouched.
+    outcome non_service => NonService,
+    /// Service traffic served by this node: passed to the local stack.
+    outcome local => Local,
+    /// Service traffic encapsulated to a peer and sent back out (XDP_TX).
+    outcome forwarded_tx => ForwardedTx,
+    /// Service traffic encapsulated to a peer and redirected to another interface.
+    outcome forwarded_redirect => ForwardedRedirect,
+    /// Service with neither local nor remote capacity, passed (the kernel answers).
+    outcome unavailable_pass => UnavailablePass,
+    /// Service with neither local nor remote capacity, dropped by its policy.
+    outcome unavailable_drop => UnavailableDrop,
+    /// The next hop toward the peer has no resolved neighbour: passed.
+    outcome fib_no_neigh => FibNoNeigh,
+    /// No route toward the peer (or no underlay address of its family): passed.
+    outcome fib_failed => FibFailed,
+    /// The route toward the peer leaves through an interface not allowed for redirects: passed.
+    outcome egress_unsupported => EgressUnsupported,
+    /// Encapsulated, the packet would exceed the underlay MTU: passed.
+    outcome mtu_exceeded => MtuExceeded,
+    /// No headroom to prepend the outer headers: passed.
+    outcome headroom_failed => HeadroomFailed,
+    /// Decapsulated from a trusted peer and delivered locally.
+    outcome decapsulated => Decapsulated,
+    /// Encapsulated to this node from a source that is not a trusted peer: dropped.
+    outcome decap_untrusted => DecapUntrusted,
+    /// Decapsulated packet not for a service of this node: dropped (never re-forwarded).
+    outcome decap_not_service => DecapNotService,
+    /// Encapsulated packet with a bad GUE header or a malformed inner packet: dropped.
+    outcome decap_malformed => DecapMalformed,
+    /// More VLAN tags than the program parses (two): passed.
+    outcome vlan_too_deep => VlanTooDeep,
+    /// More IPv6 extension headers than the program walks: passed.
+    outcome ipv6_ext_too_deep => Ipv6ExtTooDeep,
+    /// Frame shorter than an Ethernet header: passed.
+    outcome trunc_eth => TruncEth,
+    /// Frame cut inside a VLAN tag: passed.
+    outcome trunc_vlan => TruncVlan,
+    /// IPv4 packet cut inside the fixed 20-byte header: passed.
+    outcome trunc_ipv4 => TruncIpv4,
+    /// IPv4 header length (IHL) reaching past the frame: passed.
+    outcome trunc_ipv4_options => TruncIpv4Options,
+    /// IPv4 IHL < 5: passed.
+    outcome bad_ipv4_ihl => BadIpv4Ihl,
+    /// IPv4 total length shorter than the header or longer than the frame: passed.
+    outcome bad_ipv4_len => BadIpv4Len,
+    /// IPv6 packet cut inside the fixed 40-byte header: passed.
+    outcome trunc_ipv6 => TruncIpv6,
+    /// IPv6 payload length longer than the frame: passed.
+    outcome bad_ipv6_len => BadIpv6Len,
+    /// IP version nibble disagreeing with the EtherType: passed.
+    outcome bad_ip_version => BadIpVersion,
+    /// IPv6 packet cut inside an extension header: passed.
+    outcome trunc_ipv6_ext => TruncIpv6Ext,
+    /// TCP/UDP header (ports) or ICMP header cut off: passed.
+    outcome trunc_l4 => TruncL4,
+    // What the packet was: any number of these per packet.
+    /// Attribute: a well-formed IPv4 header was parsed (outer, if encapsulated).
+    attribute ipv4 => Ipv4,
+    /// Attribute: a well-formed IPv6 header was parsed (outer, if encapsulated).
+    attribute ipv6 => Ipv6,
+    /// Attribute: the frame carried at least one 802.1Q/802.1ad tag.
+    attribute vlan_tagged => VlanTagged,
+    /// Attribute: an IP fragment (steered by addresses and protocol only).
+    attribute fragment => Fragment,
+    /// Attribute: an ICMP error steered like the service flow it quotes.
+    attribute icmp_error => IcmpError,
+    /// Attribute: service traffic whose flow was remembered with a valid target.
+    attribute flow_hit => FlowHit,
+    /// Attribute: service traffic whose target was (re)chosen.
+    attribute flow_miss => FlowMiss,
+    /// Attribute: encapsulated with GUE (received or sent).
+    attribute gue => Gue,
 }
+
+/// Position of the first attribute counter; all outcomes come before it.
+pub const FIRST_ATTRIBUTE: u32 = Counter::Ipv4 as u32;
 
 const _: () = assert!(core::mem::size_of::<Stats>() == Counter::COUNT * 8);
 
@@ -110,6 +171,18 @@ mod tests {
         }
         for c in Counter::ALL {
             assert_eq!(s.get(*c), *c as u64 + 100, "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn outcomes_come_before_attributes() {
+        for c in Counter::ALL {
+            assert_eq!(
+                c.is_outcome(),
+                (*c as u32) < FIRST_ATTRIBUTE,
+                "{}",
+                c.name()
+            );
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::{os::fd::AsFd, panic, process::Command, time::Duration};
 
-use edge_agent::dataplane::Dataplane;
+use edge_agent::dataplane::{Dataplane, LoadOptions};
 use edge_common::PASS_PROGRAM_NAME;
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config},
@@ -86,7 +86,7 @@ fn test_run_returns_action_and_bytes_and_names_the_runt_limit() {
     if !require_root("test_run_returns_action_and_bytes_and_names_the_runt_limit") {
         return;
     }
-    let mut dp = Dataplane::load(None).expect("load");
+    let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
     let pass = dp.program_fd(PASS_PROGRAM_NAME).expect("pass program");
     for len in [MIN_FRAME, 60, 1514] {
         let frame: Vec<u8> = (0..len).map(|i| i as u8).collect();

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use edge_agent::dataplane::{AttachMode, Dataplane};
+use edge_agent::dataplane::{AttachMode, Dataplane, LoadOptions};
 use edge_common::stats::Counter;
 use edge_tests::{
     counters::changed,
@@ -28,7 +28,7 @@ fn native_xdp_on_veth_counts_real_traffic() {
     let PopAndClient { pop, client } = PopAndClient::new();
 
     let (dp, attachment, rx4, rx6) = pop.run(|| {
-        let mut dp = Dataplane::load(None).expect("load");
+        let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
         let attachment = dp
             .attach("pop0", AttachMode::Native)
             .expect("native XDP on veth");
@@ -97,7 +97,7 @@ fn native_xdp_on_veth_counts_real_traffic() {
         assert!(
             matches!(
                 counter,
-                Counter::Ipv4 | Counter::Ipv6 | Counter::NonIp | Counter::VlanTagged
+                Counter::NonService | Counter::Ipv4 | Counter::Ipv6 | Counter::NonIp | Counter::VlanTagged
             ),
             "well-formed traffic moved {} by {n}",
             counter.name()

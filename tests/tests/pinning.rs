@@ -6,7 +6,7 @@
 use std::{net::UdpSocket, process::Command};
 
 use edge_agent::dataplane::{
-    AttachMode, Dataplane, DataplaneError, detach_pinned, read_pinned_stats,
+    AttachMode, Dataplane, DataplaneError, LoadOptions, detach_pinned, read_pinned_stats,
 };
 use edge_common::{STATS_MAP, stats::Counter};
 use edge_tests::{
@@ -35,7 +35,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
     let pins = PinDir::new();
 
     let attachment = pop.run(|| {
-        let mut dp = Dataplane::load(Some(pins.path())).expect("load");
+        let mut dp = Dataplane::load(&LoadOptions::pinned(pins.path())).expect("load");
         dp.attach_pinned("pop0", AttachMode::Auto)
             .expect("attach and pin")
         // `dp` is dropped here: only the pins keep the program attached.
@@ -65,7 +65,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
     // A second attach swaps the program inside the existing link; the map
     // is reused, so no counter goes back.
     let replaced = pop.run(|| {
-        let mut dp = Dataplane::load(Some(pins.path())).expect("reload");
+        let mut dp = Dataplane::load(&LoadOptions::pinned(pins.path())).expect("reload");
         dp.attach_pinned("pop0", AttachMode::Generic)
             .expect("replace")
     });
@@ -79,7 +79,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
         "counters survived the replace"
     );
 
-    detach_pinned(pins.path(), "pop0").expect("detach");
+    detach_pinned(pins.path()).expect("detach");
     assert_eq!(
         pop.xdp_program("pop0"),
         None,
@@ -89,7 +89,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
         !pins.path().exists(),
         "the last detach removes every pin and the directory"
     );
-    match detach_pinned(pins.path(), "pop0") {
+    match detach_pinned(pins.path()) {
         Err(DataplaneError::NotAttached { .. }) => {}
         other => panic!("second detach: expected NotAttached, got {other:?}"),
     }
@@ -121,7 +121,7 @@ fn a_pinned_map_with_another_layout_is_refused() {
         .status()
         .expect("bpftool");
     assert!(created.success());
-    match Dataplane::load(Some(pins.path())) {
+    match Dataplane::load(&LoadOptions::pinned(pins.path())) {
         Err(e @ DataplaneError::PinnedMapIncompatible { .. }) => {
             let message = e.to_string();
             assert!(
@@ -142,7 +142,7 @@ fn a_failed_pinned_attach_leaves_nothing_behind() {
     let ns = Netns::new();
     let pins = PinDir::new();
     let result = ns.run(|| {
-        let mut dp = Dataplane::load(Some(pins.path())).expect("load");
+        let mut dp = Dataplane::load(&LoadOptions::pinned(pins.path())).expect("load");
         assert!(pins.path().join(STATS_MAP).exists(), "load pins the maps");
         dp.attach_pinned("nosuch0", AttachMode::Auto)
     });

@@ -3,7 +3,7 @@
 
 use std::os::fd::AsFd;
 
-use edge_agent::dataplane::Dataplane;
+use edge_agent::dataplane::{Dataplane, LoadOptions};
 use edge_common::{PROGRAM_NAME, stats::Counter};
 use edge_tests::{
     counters::changed,
@@ -26,7 +26,7 @@ const AD: Vlan = Vlan {
 };
 
 fn load() -> Dataplane {
-    Dataplane::load(None).expect("load the embedded XDP object")
+    Dataplane::load(&LoadOptions::default()).expect("load the embedded XDP object")
 }
 
 /// Runs `frame` through `edge_xdp`, checks it passed unchanged, and returns
@@ -101,33 +101,57 @@ fn crafted_frames_pass_and_move_the_right_counter() {
     );
 
     let cases: Vec<(&str, Vec<u8>, Moved)> = vec![
-        ("ipv4 udp", udp4.clone(), vec![(Counter::Ipv4, 1)]),
+        (
+            "ipv4 udp",
+            udp4.clone(),
+            vec![(Counter::NonService, 1), (Counter::Ipv4, 1)],
+        ),
         (
             "ipv4 with 40 bytes of options",
             with_options,
-            vec![(Counter::Ipv4, 1)],
+            vec![(Counter::NonService, 1), (Counter::Ipv4, 1)],
         ),
-        ("ipv4 tcp syn", syn4, vec![(Counter::Ipv4, 1)]),
+        (
+            "ipv4 tcp syn",
+            syn4,
+            vec![(Counter::NonService, 1), (Counter::Ipv4, 1)],
+        ),
         (
             "ipv4 with ethernet padding",
             padded,
-            vec![(Counter::Ipv4, 1)],
+            vec![(Counter::NonService, 1), (Counter::Ipv4, 1)],
         ),
-        ("ipv6 udp", udp6.clone(), vec![(Counter::Ipv6, 1)]),
+        (
+            "ipv6 udp",
+            udp6.clone(),
+            vec![(Counter::NonService, 1), (Counter::Ipv6, 1)],
+        ),
         (
             "802.1Q ipv4",
             udp4_frame(&[Q], c4, v4, 80, b"x"),
-            vec![(Counter::Ipv4, 1), (Counter::VlanTagged, 1)],
+            vec![
+                (Counter::NonService, 1),
+                (Counter::Ipv4, 1),
+                (Counter::VlanTagged, 1),
+            ],
         ),
         (
             "802.1ad+802.1Q ipv6",
             udp6_frame(&[AD, Q], c6, v6, 53, b"x"),
-            vec![(Counter::Ipv6, 1), (Counter::VlanTagged, 1)],
+            vec![
+                (Counter::NonService, 1),
+                (Counter::Ipv6, 1),
+                (Counter::VlanTagged, 1),
+            ],
         ),
         (
             "802.1Q+802.1Q ipv4",
             udp4_frame(&[Q, Q], c4, v4, 80, b"x"),
-            vec![(Counter::Ipv4, 1), (Counter::VlanTagged, 1)],
+            vec![
+                (Counter::NonService, 1),
+                (Counter::Ipv4, 1),
+                (Counter::VlanTagged, 1),
+            ],
         ),
         (
             "three tags",
@@ -194,6 +218,13 @@ fn expected_for_cut(
         }
         v
     };
+    let tagged_family = |family: Counter| {
+        let mut v = vec![(Counter::NonService, 1), (family, 1)];
+        if tags > 0 {
+            v.push((Counter::VlanTagged, 1));
+        }
+        v
+    };
     assert!(
         len >= ETH_LEN,
         "test runs take no frame shorter than an Ethernet header"
@@ -201,15 +232,18 @@ fn expected_for_cut(
     if len < l3 {
         return tagged(Counter::TruncVlan);
     }
-    tagged(match (ipv6, len - l3) {
+    let outcome = match (ipv6, len - l3) {
         (false, n) if n < IPV4_LEN => Counter::TruncIpv4,
         (false, n) if n < l3_header => Counter::TruncIpv4Options,
         (false, n) if n < l3_total => Counter::BadIpv4Len,
-        (false, _) => Counter::Ipv4,
         (true, n) if n < IPV6_LEN => Counter::TruncIpv6,
         (true, n) if n < l3_total => Counter::BadIpv6Len,
-        (true, _) => Counter::Ipv6,
-    })
+        // Well-formed: no service is configured, so it passes as non-service
+        // and its family is counted.
+        (false, _) => return tagged_family(Counter::Ipv4),
+        (true, _) => return tagged_family(Counter::Ipv6),
+    };
+    tagged(outcome)
 }
 
 /// Every cut from an Ethernet header alone to the whole frame (the kernel
@@ -307,7 +341,7 @@ fn random_bytes_always_pass_and_count_one_outcome() {
         let moved = counters_moved(&mut dp, &frame);
         let outcomes: u64 = moved
             .iter()
-            .filter(|(c, _)| *c != Counter::VlanTagged)
+            .filter(|(c, _)| c.is_outcome())
             .map(|(_, n)| n)
             .sum();
         assert_eq!(

@@ -61,18 +61,18 @@ enum Command {
         /// Network namespace (from `ip netns add`) that holds IFACE.
         #[arg(long)]
         netns: Option<String>,
-        /// bpffs directory for the pins.
-        #[arg(long, default_value = edge_common::DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// bpffs directory under which IFACE gets its pin directory.
+        #[arg(long, default_value = edge_common::DEFAULT_PIN_ROOT)]
+        pin_root: PathBuf,
     },
     /// Detach the XDP program from IFACE and remove its pins.
     Unload {
         /// Interface to detach from.
         #[arg(long)]
         iface: String,
-        /// bpffs directory of the pins.
-        #[arg(long, default_value = edge_common::DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// bpffs directory under which IFACE has its pin directory.
+        #[arg(long, default_value = edge_common::DEFAULT_PIN_ROOT)]
+        pin_root: PathBuf,
     },
     /// Set up, lint, build, then run the whole test suite (README's test command).
     Test,
@@ -93,9 +93,9 @@ fn main() -> Result<()> {
             iface,
             mode,
             netns,
-            pin_dir,
-        } => load::load(&iface, &mode, netns.as_deref(), &pin_dir),
-        Command::Unload { iface, pin_dir } => load::unload(&iface, &pin_dir),
+            pin_root,
+        } => load::load(&iface, &mode, netns.as_deref(), &pin_root),
+        Command::Unload { iface, pin_root } => load::unload(&iface, &pin_root),
         Command::Test => test::run(),
         Command::Bench => test::bench(),
         Command::Demo => cmd::run(&mut cmd::cargo(&[

@@ -70,6 +70,18 @@ pub enum DataplaneError {
         /// The layout this build needs.
         expected: String,
     },
+    /// A request the data plane cannot represent (an id out of range, a bad
+    /// table size, an unknown map).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// An egress interface could not be added to the redirect map.
+    #[error("allowing redirects to ifindex {ifindex}: {reason}")]
+    Egress {
+        /// The interface index.
+        ifindex: u32,
+        /// aya's error.
+        reason: String,
+    },
     /// A pinned attachment was asked of a data plane loaded without a pin directory.
     #[error("a pinned attachment needs a pin directory: load the data plane with one")]
     NoPinDir,
@@ -82,10 +94,8 @@ pub enum DataplaneError {
         reason: String,
     },
     /// Nothing is attached (by edge) to that interface.
-    #[error("edge has no pinned XDP attachment on `{ifname}` (no {path})")]
+    #[error("edge has no pinned XDP attachment there (no {path})")]
     NotAttached {
-        /// The interface.
-        ifname: String,
         /// The link pin that is missing.
         path: PathBuf,
     },

@@ -8,37 +8,67 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapInfo, MapType, PerCpuArray},
+    maps::{Array, MapInfo, PerCpuArray},
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::{XdpLink, XdpLinkId},
     },
 };
-use edge_common::{PROGRAM_NAME, STATS_MAP, stats::Stats};
+use edge_common::{
+    CONFIG_MAP, FLOWS_MAP, MAGLEV_MAP, PROGRAM_NAME, STATS_MAP,
+    maps::{DEFAULT_FLOW_ENTRIES, DEFAULT_MAGLEV_SIZE, MAX_SERVICES},
+    stats::Stats,
+};
 
 use super::{
     AttachMode, DataplaneError, EBPF_OBJECT,
     bpffs::ensure_pin_dir,
-    pins::{link_pin_path, remaining_links, sum_stats},
+    pins::{is_attached, link_pin_path, sum_stats},
 };
 
-/// The maps this build pins, with the layout it needs them to have. A pinned
-/// map left by another build is reused only if it matches.
-const PINNED_MAPS: &[MapLayout] = &[MapLayout {
-    name: STATS_MAP,
-    map_type: MapType::PerCpuArray,
-    key_size: 4,
-    value_size: size_of::<Stats>() as u32,
-    max_entries: 1,
-}];
+/// Maps kept out of the pin directory: per-run scratch memory.
+const UNPINNED_MAPS: &[&str] = &["edge_scratch"];
 
-struct MapLayout {
-    name: &'static str,
-    map_type: MapType,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
+/// How to load the data plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// bpffs directory (one per interface) to pin maps, program and link in;
+    /// `None` for a private, unpinned data plane (tests).
+    pub pin_dir: Option<PathBuf>,
+    /// Entries of one Maglev table: a prime, at least 100 × the largest peer
+    /// set (see `maglev::table_size_for`).
+    pub maglev_size: u32,
+    /// Flows the flow table remembers.
+    pub flow_entries: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            pin_dir: None,
+            maglev_size: DEFAULT_MAGLEV_SIZE,
+            flow_entries: DEFAULT_FLOW_ENTRIES,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Default sizes, pinned under `pin_dir`.
+    pub fn pinned(pin_dir: impl Into<PathBuf>) -> Self {
+        LoadOptions {
+            pin_dir: Some(pin_dir.into()),
+            ..LoadOptions::default()
+        }
+    }
+
+    /// Map sizes that differ from the object's defaults.
+    fn max_entries(&self) -> [(&'static str, u32); 2] {
+        [
+            (MAGLEV_MAP, MAX_SERVICES * 2 * self.maglev_size),
+            (FLOWS_MAP, self.flow_entries),
+        ]
+    }
 }
 
 /// Where a program got attached, and how.
@@ -59,7 +89,8 @@ pub struct Attachment {
 /// those made with [`Dataplane::attach_pinned`] last until their pin is
 /// removed ([`super::detach_pinned`]).
 pub struct Dataplane {
-    ebpf: Ebpf,
+    pub(super) ebpf: Ebpf,
+    pub(super) maglev_size: u32,
     pin_dir: Option<PathBuf>,
     /// Pins this load made (as opposed to reused): removed again if an
     /// attach fails and nothing else uses them.
@@ -69,33 +100,39 @@ pub struct Dataplane {
 impl Dataplane {
     /// Loads the embedded object and the main program into the kernel.
     ///
-    /// With `pin_dir`, the maps are pinned there, or, if an earlier run
-    /// pinned them, reused (after checking their layout), so counters and
-    /// table contents survive a restart of the agent.
-    pub fn load(pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
+    /// With a pin directory, every map except scratch memory is pinned
+    /// there, or, if an earlier run pinned it, reused after checking that
+    /// its layout matches this build, so tables and counters survive a
+    /// restart of the agent. A new data plane starts with an empty config:
+    /// it passes everything until [`Dataplane::set_config`].
+    pub fn load(options: &LoadOptions) -> Result<Self, DataplaneError> {
+        if !crate::maglev::is_prime(options.maglev_size) {
+            return Err(DataplaneError::InvalidSpec(format!(
+                "Maglev table size {} is not a prime; use {}",
+                options.maglev_size,
+                crate::maglev::next_prime(options.maglev_size.max(2))
+            )));
+        }
         let mut loader = EbpfLoader::new();
-        let pin_paths: Vec<(&'static str, PathBuf)> = match pin_dir {
-            Some(dir) => {
-                ensure_pin_dir(dir)?;
-                PINNED_MAPS
-                    .iter()
-                    .map(|m| (m.name, dir.join(m.name)))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        for (name, entries) in options.max_entries() {
+            loader.map_max_entries(name, entries);
+        }
         let mut created_pins = Vec::new();
-        for (name, path) in &pin_paths {
-            check_pinned_layout(path, name)?;
-            if !path.exists() {
-                created_pins.push(path.clone());
+        if let Some(dir) = &options.pin_dir {
+            ensure_pin_dir(dir)?;
+            for (name, layout) in object_layouts(options)? {
+                let path = dir.join(&name);
+                check_pinned_layout(&path, &layout)?;
+                if !path.exists() {
+                    created_pins.push(path.clone());
+                }
+                loader.map_pin_path(layout.name, path);
             }
-            loader.map_pin_path(name, path.as_path());
         }
         let ebpf = match loader.load(EBPF_OBJECT) {
             Ok(ebpf) => ebpf,
             Err(e) => {
-                if let Some(dir) = pin_dir {
+                if let Some(dir) = &options.pin_dir {
                     remove_unused_pins(dir, &mut created_pins);
                 }
                 return Err(DataplaneError::Load(Box::new(e)));
@@ -103,7 +140,8 @@ impl Dataplane {
         };
         let mut dataplane = Dataplane {
             ebpf,
-            pin_dir: pin_dir.map(Path::to_owned),
+            maglev_size: options.maglev_size,
+            pin_dir: options.pin_dir.clone(),
             created_pins,
         };
         if let Err(e) = dataplane.program(PROGRAM_NAME) {
@@ -198,7 +236,7 @@ impl Dataplane {
     ) -> Result<Attachment, DataplaneError> {
         let pin_dir = self.pin_dir.clone().ok_or(DataplaneError::NoPinDir)?;
         let ifindex = ifindex(ifname)?;
-        let link_path = link_pin_path(&pin_dir, ifname);
+        let link_path = link_pin_path(&pin_dir);
         let program = self.program(PROGRAM_NAME)?;
         let pin_error = |path: &Path, reason: String| DataplaneError::Pin {
             path: path.to_owned(),
@@ -255,6 +293,25 @@ impl Dataplane {
         })
     }
 
+    /// The Maglev table size this data plane was loaded with.
+    pub fn maglev_size(&self) -> u32 {
+        self.maglev_size
+    }
+
+    /// The config currently in the map (all zero before [`Dataplane::set_config`]).
+    pub fn config(&self) -> Result<edge_common::maps::Config, DataplaneError> {
+        let map = self
+            .ebpf
+            .map(CONFIG_MAP)
+            .ok_or(DataplaneError::MissingInObject {
+                kind: "map",
+                name: CONFIG_MAP,
+            })?;
+        let array = Array::<_, edge_common::maps::Config>::try_from(map)
+            .map_err(DataplaneError::map(CONFIG_MAP))?;
+        array.get(&0, 0).map_err(DataplaneError::map(CONFIG_MAP))
+    }
+
     /// Current counters, summed over all CPUs.
     pub fn stats(&self) -> Result<Stats, DataplaneError> {
         let map = self
@@ -272,7 +329,7 @@ impl Dataplane {
 /// Removes `created` pins from `dir` unless an attachment is pinned there
 /// (which would be using them), then `dir` itself if that leaves it empty.
 fn remove_unused_pins(dir: &Path, created: &mut Vec<PathBuf>) {
-    if !remaining_links(dir).is_ok_and(|links| links.is_empty()) {
+    if is_attached(dir) {
         return;
     }
     for pin in created.drain(..) {
@@ -341,18 +398,74 @@ pub fn ifindex(ifname: &str) -> Result<u32, DataplaneError> {
     }
 }
 
+/// The layout of one map, as this build defines it.
+struct MapLayout {
+    name: &'static str,
+    /// `bpf_map_type` number.
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+/// The layouts of the maps to pin, read from the embedded object's own
+/// definitions (with the sizes `options` overrides), so the check below can
+/// never drift from the program.
+fn object_layouts(options: &LoadOptions) -> Result<Vec<(String, MapLayout)>, DataplaneError> {
+    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(|e| {
+        DataplaneError::InvalidSpec(format!("the embedded XDP object does not parse: {e}"))
+    })?;
+    let mut layouts = Vec::new();
+    for (name, def) in &object.maps {
+        if name.starts_with('.') || UNPINNED_MAPS.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(static_name) = PINNED_MAP_NAMES.iter().find(|n| **n == name.as_str()) else {
+            return Err(DataplaneError::InvalidSpec(format!(
+                "the XDP object has a map `{name}` this agent does not know: rebuild with `cargo xtask build`"
+            )));
+        };
+        let max_entries = options
+            .max_entries()
+            .iter()
+            .find(|(n, _)| n == static_name)
+            .map_or(def.max_entries(), |(_, entries)| *entries);
+        layouts.push((
+            name.clone(),
+            MapLayout {
+                name: static_name,
+                map_type: def.map_type(),
+                key_size: def.key_size(),
+                value_size: def.value_size(),
+                max_entries,
+            },
+        ));
+    }
+    Ok(layouts)
+}
+
+/// Every map the agent pins, by the name it has in the object.
+pub(super) const PINNED_MAP_NAMES: &[&str] = &[
+    edge_common::CONFIG_MAP,
+    edge_common::SERVICES_MAP,
+    edge_common::MAGLEV_MAP,
+    edge_common::PEERS_MAP,
+    edge_common::TRUSTED_MAP,
+    edge_common::FLOWS_MAP,
+    edge_common::EGRESS_MAP,
+    edge_common::STATS_MAP,
+    edge_common::SERVICE_STATS_MAP,
+    edge_common::PEER_STATS_MAP,
+];
+
 /// Refuses to reuse a pinned map whose layout differs from this build's.
-fn check_pinned_layout(path: &Path, name: &str) -> Result<(), DataplaneError> {
+fn check_pinned_layout(path: &Path, layout: &MapLayout) -> Result<(), DataplaneError> {
     if !path.exists() {
         return Ok(());
     }
-    let layout = PINNED_MAPS
-        .iter()
-        .find(|m| m.name == name)
-        .expect("only called for PINNED_MAPS");
     let info = MapInfo::from_pin(path).map_err(DataplaneError::map(layout.name))?;
     let found = (
-        info.map_type().ok(),
+        info.map_type().ok().map(|t| t as u32),
         info.key_size(),
         info.value_size(),
         info.max_entries(),
@@ -366,8 +479,9 @@ fn check_pinned_layout(path: &Path, name: &str) -> Result<(), DataplaneError> {
     if found == expected {
         return Ok(());
     }
-    let describe = |(t, k, v, n): (Option<MapType>, u32, u32, u32)| {
-        format!("type {t:?}, key {k} B, value {v} B, {n} entries")
+    let describe = |(t, k, v, n): (Option<u32>, u32, u32, u32)| {
+        let t = t.map_or("unknown".to_owned(), |t| t.to_string());
+        format!("map type {t}, key {k} B, value {v} B, {n} entries")
     };
     Err(DataplaneError::PinnedMapIncompatible {
         path: path.to_owned(),

@@ -1,10 +1,12 @@
-//! The layout of the pin directory, and what can be done with the pins
+//! The layout of the pin directories, and what can be done with the pins
 //! alone, without loading the object: read counters, detach.
 //!
+//! Each interface has its own directory, with its own maps:
+//!
 //! ```text
-//! <pin dir>/edge_stats        per-CPU counters (map)
-//! <pin dir>/edge_xdp          the program
-//! <pin dir>/link_<ifname>     the XDP attachment to <ifname> (bpf_link)
+//! /sys/fs/bpf/edge/<ifname>/edge_stats   per-CPU counters (and every other map, by name)
+//! /sys/fs/bpf/edge/<ifname>/edge_xdp     the program
+//! /sys/fs/bpf/edge/<ifname>/link         the XDP attachment (bpf_link)
 //! ```
 //!
 //! The link pin keeps the program attached after the process that attached
@@ -17,12 +19,17 @@ use edge_common::{PROGRAM_NAME, STATS_MAP, stats::Stats};
 
 use super::DataplaneError;
 
-/// Prefix of link pin files.
-const LINK_PREFIX: &str = "link_";
+/// Name of the link pin in an interface's directory.
+const LINK_PIN: &str = "link";
 
-/// Path of the pin that holds the XDP attachment to `ifname`.
-pub fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
-    pin_dir.join(format!("{LINK_PREFIX}{ifname}"))
+/// The pin directory of interface `ifname` under `root` (`/sys/fs/bpf/edge`).
+pub fn interface_pin_dir(root: &Path, ifname: &str) -> PathBuf {
+    root.join(ifname)
+}
+
+/// Path of the pin that holds the XDP attachment of the directory's interface.
+pub fn link_pin_path(pin_dir: &Path) -> PathBuf {
+    pin_dir.join(LINK_PIN)
 }
 
 /// Sums the per-CPU counters of the pinned stats map.
@@ -46,47 +53,32 @@ pub(crate) fn sum_stats<T: std::borrow::Borrow<MapData>>(
     Ok(total)
 }
 
-/// Detaches edge from `ifname` by removing its link pin. When no attachment
-/// is left, also removes the program and map pins (and the directory if it
-/// is then empty), so nothing of edge remains in bpffs.
-pub fn detach_pinned(pin_dir: &Path, ifname: &str) -> Result<(), DataplaneError> {
-    let link = link_pin_path(pin_dir, ifname);
+/// Detaches edge from the interface of `pin_dir` by removing its link pin,
+/// then removes the program and map pins and the directory, so nothing of
+/// edge remains in bpffs for it. Files that are not edge's stay.
+pub fn detach_pinned(pin_dir: &Path) -> Result<(), DataplaneError> {
+    let link = link_pin_path(pin_dir);
     if !link.exists() {
-        return Err(DataplaneError::NotAttached {
-            ifname: ifname.to_owned(),
-            path: link,
-        });
+        return Err(DataplaneError::NotAttached { path: link });
     }
     remove(&link)?;
-    if remaining_links(pin_dir)?.is_empty() {
-        for name in [PROGRAM_NAME, STATS_MAP] {
-            let path = pin_dir.join(name);
-            if path.exists() {
-                remove(&path)?;
-            }
+    for name in super::loader::PINNED_MAP_NAMES
+        .iter()
+        .chain([&PROGRAM_NAME])
+    {
+        let path = pin_dir.join(name);
+        if path.exists() {
+            remove(&path)?;
         }
-        // Only succeeds if empty: pins that are not edge's stay, and so does the dir.
-        let _ = std::fs::remove_dir(pin_dir);
     }
+    // Only succeeds if empty: pins that are not edge's stay, and so does the dir.
+    let _ = std::fs::remove_dir(pin_dir);
     Ok(())
 }
 
-/// Interfaces that still have a link pin in `pin_dir`.
-pub(crate) fn remaining_links(pin_dir: &Path) -> Result<Vec<String>, DataplaneError> {
-    let entries = std::fs::read_dir(pin_dir).map_err(|source| DataplaneError::Io {
-        what: "cannot list",
-        path: pin_dir.to_owned(),
-        source,
-    })?;
-    Ok(entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix(LINK_PREFIX)
-                .map(str::to_owned)
-        })
-        .collect())
+/// Whether an attachment is pinned in `pin_dir`.
+pub(crate) fn is_attached(pin_dir: &Path) -> bool {
+    link_pin_path(pin_dir).exists()
 }
 
 fn remove(path: &Path) -> Result<(), DataplaneError> {

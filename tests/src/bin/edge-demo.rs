@@ -9,7 +9,7 @@
 
 use std::{error::Error, net::UdpSocket, process::Command, time::Duration};
 
-use edge_agent::dataplane::{AttachMode, Dataplane, detach_pinned, read_pinned_stats};
+use edge_agent::dataplane::{AttachMode, Dataplane, LoadOptions, detach_pinned, read_pinned_stats};
 use edge_common::{STATS_MAP, stats::Counter};
 use edge_tests::{
     netns::PopAndClient,
@@ -35,8 +35,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         client.name()
     );
 
-    let attachment =
-        pop.run(|| Dataplane::load(Some(pins.path()))?.attach_pinned("pop0", AttachMode::Native))?;
+    let attachment = pop.run(|| {
+        Dataplane::load(&LoadOptions::pinned(pins.path()))?
+            .attach_pinned("pop0", AttachMode::Native)
+    })?;
     println!(
         "== edge_xdp attached to pop0 (ifindex {}) in native mode, pinned under {}",
         attachment.ifindex,
@@ -89,7 +91,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("   {:<20} {}", counter.name(), stats.get(*counter));
     }
 
-    detach_pinned(pins.path(), "pop0")?;
+    detach_pinned(pins.path())?;
     println!("== detached and unpinned; the namespaces go away now");
     Ok(())
 }
