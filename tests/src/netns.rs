@@ -131,6 +131,33 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// The MAC address of `dev`.
+    pub fn mac(&self, dev: &str) -> [u8; 6] {
+        let text = stdout_of(self.command("ip").args(["-br", "link", "show", dev]));
+        let field = text
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned();
+        let bytes: Vec<u8> = field
+            .split(':')
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect();
+        bytes
+            .try_into()
+            .unwrap_or_else(|_| panic!("no MAC for {dev} in {text:?}"))
+    }
+
+    /// Sets a sysctl inside the namespace (`net.*` keys are per namespace).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        stdout_of(
+            self.command("sysctl")
+                .args(["-qw", &format!("{key}={value}")]),
+        );
+    }
+}
+
 /// A PoP and a client namespace joined by a veth pair, `pop0` ↔ `cli0`,
 /// with underlay addresses .1 (PoP) and .2 (client), IPv4 /24 and IPv6 /64.
 pub struct PopAndClient {

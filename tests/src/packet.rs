@@ -18,6 +18,14 @@ pub const TPID_8021AD: u16 = 0x88a8;
 pub const IPPROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of IPv4-in-IP.
+pub const IPPROTO_IPIP: u8 = 4;
+/// IP protocol number of IPv6-in-IP.
+pub const IPPROTO_IPV6: u8 = 41;
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
 
 /// Ethernet header length.
 pub const ETH_LEN: usize = 14;
@@ -56,6 +64,60 @@ pub fn ethernet(vlans: &[Vlan], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     frame.extend_from_slice(&ethertype.to_be_bytes());
     frame.extend_from_slice(payload);
     frame
+}
+
+/// An IPv4 header without options as an encapsulating node writes it: ID 0,
+/// DF, TTL 64, the given TOS, a correct checksum; `payload_len` bytes follow.
+pub fn outer_ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    tos: u8,
+    payload_len: usize,
+) -> Vec<u8> {
+    let total = u16::try_from(IPV4_LEN + payload_len).expect("fits");
+    let mut h = vec![0x45, tos];
+    h.extend_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0x40, 0, 64, protocol, 0, 0]);
+    h.extend_from_slice(&src.octets());
+    h.extend_from_slice(&dst.octets());
+    let sum = checksum(&h, 0);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    h
+}
+
+/// An IPv6 header as an encapsulating node writes it: hop limit 64, the
+/// given traffic class and flow label; `payload_len` bytes follow.
+pub fn outer_ipv6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next_header: u8,
+    tc: u8,
+    flow_label: u32,
+    payload_len: usize,
+) -> Vec<u8> {
+    let mut h = vec![
+        0x60 | (tc >> 4),
+        (tc << 4) | ((flow_label >> 16) & 0x0f) as u8,
+    ];
+    h.extend_from_slice(&(flow_label as u16).to_be_bytes());
+    h.extend_from_slice(&u16::try_from(payload_len).expect("fits").to_be_bytes());
+    h.extend_from_slice(&[next_header, 64]);
+    h.extend_from_slice(&src.octets());
+    h.extend_from_slice(&dst.octets());
+    h
+}
+
+/// A UDP header with checksum 0 and a GUE version-0 header (no options)
+/// announcing `inner_proto` (4 or 41), for `inner_len` bytes of inner packet.
+pub fn gue(sport: u16, dport: u16, inner_proto: u8, inner_len: usize) -> Vec<u8> {
+    let len = u16::try_from(UDP_LEN + 4 + inner_len).expect("fits");
+    let mut h = Vec::with_capacity(12);
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0, inner_proto, 0, 0]);
+    h
 }
 
 /// An IPv4 packet with `options` (padded to a multiple of 4 bytes) and a

@@ -63,6 +63,18 @@ pub struct RunResult {
     pub duration_ns: u32,
 }
 
+/// `struct xdp_md`: the test-run context (which interface the frame came in on).
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
 /// The `test` member of `union bpf_attr`.
 #[repr(C)]
 #[derive(Default)]
@@ -85,8 +97,20 @@ struct TestAttr {
     _pad: u32,
 }
 
-/// Runs `program` once on `frame` (at least [`MIN_FRAME`] bytes).
+/// Runs `program` once on `frame` (at least [`MIN_FRAME`] bytes), as if it
+/// arrived on the loopback interface of the calling thread's namespace.
 pub fn run(program: BorrowedFd<'_>, frame: &[u8]) -> io::Result<RunResult> {
+    run_on(program, frame, None)
+}
+
+/// Runs `program` once on `frame` as if it arrived on interface
+/// `ingress_ifindex` (of the calling thread's network namespace), so that
+/// `bpf_fib_lookup` and `XDP_TX` see that interface.
+pub fn run_on(
+    program: BorrowedFd<'_>,
+    frame: &[u8],
+    ingress_ifindex: Option<u32>,
+) -> io::Result<RunResult> {
     if frame.len() < MIN_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -106,6 +130,15 @@ pub fn run(program: BorrowedFd<'_>, frame: &[u8]) -> io::Result<RunResult> {
         repeat: 1,
         ..TestAttr::default()
     };
+    let ctx = XdpMd {
+        data_end: frame.len() as u32,
+        ingress_ifindex: ingress_ifindex.unwrap_or(0),
+        ..XdpMd::default()
+    };
+    if ingress_ifindex.is_some() {
+        attr.ctx_size_in = size_of::<XdpMd>() as u32;
+        attr.ctx_in = (&raw const ctx) as u64;
+    }
     // SAFETY: every pointer in `attr` refers to a live buffer of the size
     // given next to it, and `attr` itself outlives the call.
     let rc = unsafe {

@@ -97,7 +97,11 @@ fn native_xdp_on_veth_counts_real_traffic() {
         assert!(
             matches!(
                 counter,
-                Counter::NonService | Counter::Ipv4 | Counter::Ipv6 | Counter::NonIp | Counter::VlanTagged
+                Counter::NonService
+                    | Counter::Ipv4
+                    | Counter::Ipv6
+                    | Counter::NonIp
+                    | Counter::VlanTagged
             ),
             "well-formed traffic moved {} by {n}",
             counter.name()

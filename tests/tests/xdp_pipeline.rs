@@ -1,0 +1,1210 @@
+//! The whole XDP pipeline, run by the kernel (BPF_PROG_TEST_RUN) on crafted
+//! frames arriving on an interface with real routes and neighbours, so
+//! `bpf_fib_lookup` answers as on a NIC. Table-driven: each case is a
+//! frame, the action, exactly the counters it must move, and for
+//! encapsulation and decapsulation the exact output bytes (outer checksum
+//! and the MAC addresses from the FIB lookup included).
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsFd,
+};
+
+use edge_agent::dataplane::{
+    Dataplane, Encap, LoadOptions, NodeConfig, PeerSpec, Protocol, ServiceBackend, ServiceMatch,
+    ServiceSpec,
+};
+use edge_common::{PROGRAM_NAME, hash::flow_hash, stats::Counter};
+use edge_tests::{
+    counters::changed,
+    netns::Netns,
+    packet::*,
+    plan::{VIP_DNS_V4, VIP_DNS_V6, VIP_WEB_V4, VIP_WEB_V6, client_v4, underlay_v4, underlay_v6},
+    privilege::require_root,
+    testrun::{XdpAction, run_on},
+};
+
+const GUE_PORT: u16 = 6080;
+const MTU: u16 = 1500;
+
+// Peers: id, underlay, encapsulation; neighbour MACs are 02:00:00:00:01:<n>.
+const PEER_V4: u32 = 1; // 198.51.100.2, IP-in-IP
+const PEER_V6: u32 = 2; // 2001:db8:ff::2, IP-in-IP
+const PEER_GUE4: u32 = 3; // 198.51.100.3, GUE
+const PEER_NO_NEIGH: u32 = 4; // 198.51.100.4, no neighbour entry
+const PEER_NO_ROUTE: u32 = 5; // 192.0.2.200, no route
+const PEER_GUE6: u32 = 6; // 2001:db8:ff::3, GUE
+
+const VIP_ANY4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20); // UDP, any port, via GUE
+const VIP_DOWN_PASS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 30);
+const VIP_DOWN_DROP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 31);
+const VIP_NO_NEIGH: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 40);
+const VIP_NO_ROUTE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 41);
+const VIP_4IN6: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 50);
+const VIP_ANY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0x60);
+
+fn peer_mac(n: u8) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x01, n]
+}
+
+/// A namespace with `up0` (the Internet-facing interface), routes and
+/// static neighbours for the peers, forwarding on (bpf_fib_lookup needs it),
+/// and a data plane with services, peers and trusted sources.
+struct Lab {
+    ns: Netns,
+    mac: [u8; 6],
+}
+
+impl Lab {
+    fn new() -> Self {
+        let ns = Netns::new();
+        ns.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+        ns.ip(&["link", "set", "up0", "up"]);
+        ns.ip(&["link", "set", "up1", "up"]);
+        ns.add_addr("up0", &format!("{}/24", underlay_v4(1)));
+        ns.add_addr("up0", &format!("{}/64", underlay_v6(1)));
+        for (addr, n) in [
+            ("198.51.100.2", 2),
+            ("198.51.100.3", 3),
+            ("2001:db8:ff::2", 0x12),
+            ("2001:db8:ff::3", 0x13),
+        ] {
+            let mac = peer_mac(n).map(|b| format!("{b:02x}")).join(":");
+            ns.ip(&[
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &mac,
+                "dev",
+                "up0",
+                "nud",
+                "permanent",
+            ]);
+        }
+        ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        let mac = ns.mac("up0");
+        Lab { ns, mac }
+    }
+}
+
+fn configure(dp: &mut Dataplane) {
+    dp.set_config(&NodeConfig {
+        underlay_v4: Some(underlay_v4(1)),
+        underlay_v6: Some(underlay_v6(1)),
+        gue_port: Some(GUE_PORT),
+        mtu: MTU,
+    })
+    .unwrap();
+    let peers: [(u32, IpAddr, Encap); 6] = [
+        (PEER_V4, underlay_v4(2).into(), Encap::IpIp),
+        (PEER_V6, underlay_v6(2).into(), Encap::IpIp),
+        (PEER_GUE4, underlay_v4(3).into(), Encap::Gue),
+        (PEER_NO_NEIGH, underlay_v4(4).into(), Encap::IpIp),
+        (
+            PEER_NO_ROUTE,
+            Ipv4Addr::new(192, 0, 2, 200).into(),
+            Encap::IpIp,
+        ),
+        (PEER_GUE6, underlay_v6(3).into(), Encap::Gue),
+    ];
+    for (id, underlay, encap) in peers {
+        dp.set_peer(id, PeerSpec { underlay, encap }).unwrap();
+    }
+    for (addr, peer) in [
+        (IpAddr::from(underlay_v4(2)), PEER_V4),
+        (underlay_v6(2).into(), PEER_V6),
+        (underlay_v4(3).into(), PEER_GUE4),
+    ] {
+        dp.trust(addr, peer).unwrap();
+    }
+    let m = |vip: IpAddr, protocol, port| ServiceMatch {
+        vip,
+        protocol,
+        port,
+    };
+    let via = |peer: u32| {
+        vec![ServiceBackend {
+            peer,
+            identity: format!("edge://peer-{peer}"),
+            weight: 1,
+        }]
+    };
+    let services: Vec<(u32, Vec<ServiceMatch>, bool, bool, Vec<ServiceBackend>)> = vec![
+        (
+            0,
+            vec![m(VIP_WEB_V4.into(), Protocol::Tcp, Some(80))],
+            true,
+            false,
+            vec![],
+        ),
+        (
+            1,
+            vec![m(VIP_WEB_V6.into(), Protocol::Tcp, Some(80))],
+            false,
+            false,
+            via(PEER_V6),
+        ),
+        (
+            2,
+            vec![
+                m(VIP_DNS_V4.into(), Protocol::Udp, Some(53)),
+                m(VIP_DNS_V4.into(), Protocol::Tcp, Some(53)),
+            ],
+            false,
+            false,
+            via(PEER_V4),
+        ),
+        (
+            3,
+            vec![m(VIP_DNS_V6.into(), Protocol::Udp, Some(53))],
+            false,
+            false,
+            via(PEER_V4),
+        ),
+        (
+            4,
+            vec![m(VIP_ANY4.into(), Protocol::Udp, None)],
+            false,
+            false,
+            via(PEER_GUE4),
+        ),
+        (
+            5,
+            vec![m(VIP_DOWN_PASS.into(), Protocol::Tcp, Some(443))],
+            false,
+            false,
+            vec![],
+        ),
+        (
+            6,
+            vec![m(VIP_DOWN_DROP.into(), Protocol::Tcp, Some(443))],
+            false,
+            true,
+            vec![],
+        ),
+        (
+            7,
+            vec![m(VIP_NO_NEIGH.into(), Protocol::Tcp, Some(80))],
+            false,
+            false,
+            via(PEER_NO_NEIGH),
+        ),
+        (
+            8,
+            vec![m(VIP_NO_ROUTE.into(), Protocol::Tcp, Some(80))],
+            false,
+            false,
+            via(PEER_NO_ROUTE),
+        ),
+        (
+            9,
+            vec![m(VIP_4IN6.into(), Protocol::Tcp, Some(80))],
+            false,
+            false,
+            via(PEER_V6),
+        ),
+        (
+            10,
+            vec![m(VIP_ANY6.into(), Protocol::Udp, None)],
+            false,
+            false,
+            via(PEER_GUE6),
+        ),
+    ];
+    for (id, matches, local_healthy, drop_when_unavailable, backends) in services {
+        dp.set_service(&ServiceSpec {
+            id,
+            matches,
+            local_healthy,
+            drop_when_unavailable,
+            backends,
+        })
+        .unwrap();
+    }
+}
+
+/// What the output frame must be.
+enum Out {
+    /// Unchanged.
+    Same,
+    /// Exactly these bytes.
+    Bytes(Vec<u8>),
+}
+
+struct Case {
+    name: &'static str,
+    frame: Vec<u8>,
+    action: XdpAction,
+    moved: Vec<(Counter, u64)>,
+    out: Out,
+}
+
+fn case(
+    name: &'static str,
+    frame: Vec<u8>,
+    action: XdpAction,
+    moved: &[Counter],
+    out: Out,
+) -> Case {
+    Case {
+        name,
+        frame,
+        action,
+        moved: moved.iter().map(|c| (*c, 1)).collect(),
+        out,
+    }
+}
+
+fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn hash(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8) -> u32 {
+    let a16 = |a: IpAddr| match a {
+        IpAddr::V4(a) => {
+            let mut o = [0u8; 16];
+            o[..4].copy_from_slice(&a.octets());
+            o
+        }
+        IpAddr::V6(a) => a.octets(),
+    };
+    flow_hash(&a16(src), &a16(dst), sport, dport, proto)
+}
+
+fn client6(n: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0xc1, 0, 0, 0, 0, n)
+}
+
+fn ext_header(next: u8) -> Vec<u8> {
+    // Next header, length 0 (8 bytes), a PadN option filling the rest.
+    vec![next, 0, 1, 4, 0, 0, 0, 0]
+}
+
+fn cases(lab: &Lab) -> Vec<Case> {
+    use Counter::*;
+    use XdpAction::*;
+    let c4 = |n| client_v4(n);
+    let mut v = Vec::new();
+    let q = Vlan {
+        tpid: TPID_8021Q,
+        vid: 100,
+    };
+    let ad = Vlan {
+        tpid: TPID_8021AD,
+        vid: 200,
+    };
+
+    // Non-service traffic passes untouched.
+    v.push(case(
+        "ipv4 udp, not a service",
+        udp4_frame(&[], c4(1), Ipv4Addr::new(198, 18, 9, 9), 9, b"x"),
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+    let syn6 = ipv6(
+        client6(1),
+        Ipv6Addr::new(0x2001, 0xdb8, 0xc1, 0, 0, 0, 0, 99),
+        IPPROTO_TCP,
+        &tcp_syn(
+            client6(1).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0xc1, 0, 0, 0, 0, 99).into(),
+            1000,
+            22,
+        ),
+    );
+    v.push(case(
+        "ipv6 tcp, not a service",
+        ethernet(&[], ETH_P_IPV6, &syn6),
+        Pass,
+        &[NonService, Ipv6],
+        Out::Same,
+    ));
+    v.push(case(
+        "arp",
+        ethernet(&[], ETH_P_ARP, &[0; 28]),
+        Pass,
+        &[NonIp],
+        Out::Same,
+    ));
+    let wrong_port = ethernet(
+        &[],
+        ETH_P_IPV4,
+        &ipv4(
+            c4(2),
+            VIP_WEB_V4,
+            IPPROTO_TCP,
+            &[],
+            &tcp_syn(c4(2).into(), VIP_WEB_V4.into(), 1000, 81),
+        ),
+    );
+    v.push(case(
+        "service VIP, other port",
+        wrong_port,
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+    v.push(case(
+        "service VIP, other protocol",
+        udp4_frame(&[], c4(3), VIP_WEB_V4, 80, b"x"),
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+    let icmp_echo = ethernet(
+        &[],
+        ETH_P_IPV4,
+        &ipv4(
+            c4(4),
+            VIP_DNS_V4,
+            IPPROTO_ICMP,
+            &[],
+            &[8, 0, 0, 0, 0, 1, 0, 1],
+        ),
+    );
+    v.push(case(
+        "icmp echo to a VIP",
+        icmp_echo,
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+
+    // Local service: passed to the kernel; the flow is remembered.
+    let web_syn = |n: u8, vlans: &[Vlan], opts: &[u8]| {
+        ethernet(
+            vlans,
+            ETH_P_IPV4,
+            &ipv4(
+                c4(n),
+                VIP_WEB_V4,
+                IPPROTO_TCP,
+                opts,
+                &tcp_syn(c4(n).into(), VIP_WEB_V4.into(), 40000, 80),
+            ),
+        )
+    };
+    v.push(case(
+        "local tcp, new flow",
+        web_syn(10, &[], &[]),
+        Pass,
+        &[Local, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+    v.push(case(
+        "local tcp, same flow again",
+        web_syn(10, &[], &[]),
+        Pass,
+        &[Local, Ipv4, FlowHit],
+        Out::Same,
+    ));
+    v.push(case(
+        "local tcp in 802.1Q",
+        web_syn(11, &[q], &[]),
+        Pass,
+        &[Local, Ipv4, VlanTagged, FlowMiss],
+        Out::Same,
+    ));
+    v.push(case(
+        "local tcp in QinQ",
+        web_syn(12, &[ad, q], &[]),
+        Pass,
+        &[Local, Ipv4, VlanTagged, FlowMiss],
+        Out::Same,
+    ));
+    v.push(case(
+        "local tcp with IPv4 options",
+        web_syn(13, &[], &[1; 12]),
+        Pass,
+        &[Local, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+
+    // Forwarded: exact encapsulated frames.
+    let peer4_mac = peer_mac(2);
+    let peer6_mac = peer_mac(0x12);
+    let enc4 = |inner: &[u8], proto: u8, dst: Ipv4Addr, mac: [u8; 6]| {
+        eth(
+            mac,
+            lab.mac,
+            0x0800,
+            &cat(&[
+                &outer_ipv4(underlay_v4(1), dst, proto, 0, inner.len()),
+                inner,
+            ]),
+        )
+    };
+    let enc6 = |inner: &[u8], proto: u8, dst: Ipv6Addr, mac: [u8; 6], h: u32| {
+        eth(
+            mac,
+            lab.mac,
+            0x86dd,
+            &cat(&[
+                &outer_ipv6(underlay_v6(1), dst, proto, 0, h & 0xfffff, inner.len()),
+                inner,
+            ]),
+        )
+    };
+
+    let web6 = ipv6(
+        client6(20),
+        VIP_WEB_V6,
+        IPPROTO_TCP,
+        &tcp_syn(client6(20).into(), VIP_WEB_V6.into(), 40000, 80),
+    );
+    let h = hash(
+        client6(20).into(),
+        VIP_WEB_V6.into(),
+        40000,
+        80,
+        IPPROTO_TCP,
+    );
+    v.push(case(
+        "ipv6 tcp forwarded, 6in6",
+        ethernet(&[], ETH_P_IPV6, &web6),
+        Tx,
+        &[ForwardedTx, Ipv6, FlowMiss],
+        Out::Bytes(enc6(&web6, IPPROTO_IPV6, underlay_v6(2), peer6_mac, h)),
+    ));
+
+    let dns4 = ipv4(
+        c4(21),
+        VIP_DNS_V4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(21).into(), VIP_DNS_V4.into(), 40000, 53, b"query"),
+    );
+    v.push(case(
+        "ipv4 udp forwarded, 4in4",
+        ethernet(&[], ETH_P_IPV4, &dns4),
+        Tx,
+        &[ForwardedTx, Ipv4, FlowMiss],
+        Out::Bytes(enc4(&dns4, IPPROTO_IPIP, underlay_v4(2), peer4_mac)),
+    ));
+    let dns4_tcp = ipv4(
+        c4(22),
+        VIP_DNS_V4,
+        IPPROTO_TCP,
+        &[],
+        &tcp_syn(c4(22).into(), VIP_DNS_V4.into(), 40000, 53),
+    );
+    v.push(case(
+        "ipv4 tcp, second match of a service",
+        ethernet(&[], ETH_P_IPV4, &dns4_tcp),
+        Tx,
+        &[ForwardedTx, Ipv4, FlowMiss],
+        Out::Bytes(enc4(&dns4_tcp, IPPROTO_IPIP, underlay_v4(2), peer4_mac)),
+    ));
+    let tagged = ipv4(
+        c4(23),
+        VIP_DNS_V4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(23).into(), VIP_DNS_V4.into(), 40000, 53, b"q"),
+    );
+    v.push(case(
+        "forwarded from QinQ leaves untagged",
+        ethernet(&[ad, q], ETH_P_IPV4, &tagged),
+        Tx,
+        &[ForwardedTx, Ipv4, VlanTagged, FlowMiss],
+        Out::Bytes(enc4(&tagged, IPPROTO_IPIP, underlay_v4(2), peer4_mac)),
+    ));
+
+    let dns6 = ipv6(
+        client6(24),
+        VIP_DNS_V6,
+        IPPROTO_UDP,
+        &udp(client6(24).into(), VIP_DNS_V6.into(), 40000, 53, b"query"),
+    );
+    v.push(case(
+        "ipv6 udp over an IPv4 underlay, 6in4",
+        ethernet(&[], ETH_P_IPV6, &dns6),
+        Tx,
+        &[ForwardedTx, Ipv6, FlowMiss],
+        Out::Bytes(enc4(&dns6, IPPROTO_IPV6, underlay_v4(2), peer4_mac)),
+    ));
+    let web4in6 = ipv4(
+        c4(25),
+        VIP_4IN6,
+        IPPROTO_TCP,
+        &[],
+        &tcp_syn(c4(25).into(), VIP_4IN6.into(), 40000, 80),
+    );
+    let h = hash(c4(25).into(), VIP_4IN6.into(), 40000, 80, IPPROTO_TCP);
+    v.push(case(
+        "ipv4 tcp over an IPv6 underlay, 4in6",
+        ethernet(&[], ETH_P_IPV4, &web4in6),
+        Tx,
+        &[ForwardedTx, Ipv4, FlowMiss],
+        Out::Bytes(enc6(&web4in6, IPPROTO_IPIP, underlay_v6(2), peer6_mac, h)),
+    ));
+
+    let any4 = ipv4(
+        c4(26),
+        VIP_ANY4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(26).into(), VIP_ANY4.into(), 40000, 9999, b"data"),
+    );
+    let h = hash(c4(26).into(), VIP_ANY4.into(), 40000, 9999, IPPROTO_UDP);
+    let gue4 = |inner: &[u8], h: u32| {
+        let g = gue(
+            0xc000 | (h as u16 & 0x3fff),
+            GUE_PORT,
+            IPPROTO_IPIP,
+            inner.len(),
+        );
+        eth(
+            peer_mac(3),
+            lab.mac,
+            0x0800,
+            &cat(&[
+                &outer_ipv4(
+                    underlay_v4(1),
+                    underlay_v4(3),
+                    IPPROTO_UDP,
+                    0,
+                    g.len() + inner.len(),
+                ),
+                &g,
+                inner,
+            ]),
+        )
+    };
+    v.push(case(
+        "port-agnostic service over GUE",
+        ethernet(&[], ETH_P_IPV4, &any4),
+        Tx,
+        &[ForwardedTx, Ipv4, FlowMiss, Gue],
+        Out::Bytes(gue4(&any4, h)),
+    ));
+
+    // Fragments: hashed on addresses and protocol (ports 0).
+    let mut frag_first = ipv4(
+        c4(27),
+        VIP_ANY4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(27).into(), VIP_ANY4.into(), 40000, 9999, &[7; 24]),
+    );
+    frag_first[6] = 0x20; // MF
+    fix_ipv4_checksum(&mut frag_first);
+    let h = hash(c4(27).into(), VIP_ANY4.into(), 0, 0, IPPROTO_UDP);
+    v.push(case(
+        "first fragment, port-agnostic service",
+        ethernet(&[], ETH_P_IPV4, &frag_first),
+        Tx,
+        &[ForwardedTx, Ipv4, Fragment, FlowMiss, Gue],
+        Out::Bytes(gue4(&frag_first, h)),
+    ));
+    let mut frag_later = ipv4(c4(27), VIP_ANY4, IPPROTO_UDP, &[], &[9; 16]);
+    frag_later[6] = 0x00;
+    frag_later[7] = 4; // offset 32 bytes
+    fix_ipv4_checksum(&mut frag_later);
+    v.push(case(
+        "later fragment follows the first",
+        ethernet(&[], ETH_P_IPV4, &frag_later),
+        Tx,
+        &[ForwardedTx, Ipv4, Fragment, FlowHit, Gue],
+        Out::Bytes(gue4(&frag_later, h)),
+    ));
+    let mut frag_web = ipv4(c4(28), VIP_WEB_V4, IPPROTO_TCP, &[], &[0; 16]);
+    frag_web[6] = 0x20;
+    fix_ipv4_checksum(&mut frag_web);
+    v.push(case(
+        "fragment of a port-specific service",
+        ethernet(&[], ETH_P_IPV4, &frag_web),
+        Pass,
+        &[NonService, Ipv4, Fragment],
+        Out::Same,
+    ));
+
+    let any6 = ipv6(
+        client6(29),
+        VIP_ANY6,
+        IPPROTO_UDP,
+        &udp(client6(29).into(), VIP_ANY6.into(), 40000, 7777, b"six"),
+    );
+    let h = hash(
+        client6(29).into(),
+        VIP_ANY6.into(),
+        40000,
+        7777,
+        IPPROTO_UDP,
+    );
+    let gue6 = |inner: &[u8], h: u32| {
+        let g = gue(
+            0xc000 | (h as u16 & 0x3fff),
+            GUE_PORT,
+            IPPROTO_IPV6,
+            inner.len(),
+        );
+        eth(
+            peer_mac(0x13),
+            lab.mac,
+            0x86dd,
+            &cat(&[
+                &outer_ipv6(
+                    underlay_v6(1),
+                    underlay_v6(3),
+                    IPPROTO_UDP,
+                    0,
+                    h & 0xfffff,
+                    g.len() + inner.len(),
+                ),
+                &g,
+                inner,
+            ]),
+        )
+    };
+    v.push(case(
+        "ipv6 over GUE on an IPv6 underlay",
+        ethernet(&[], ETH_P_IPV6, &any6),
+        Tx,
+        &[ForwardedTx, Ipv6, FlowMiss, Gue],
+        Out::Bytes(gue6(&any6, h)),
+    ));
+
+    // IPv6 extension headers.
+    let l4 = tcp_syn(client6(30).into(), VIP_WEB_V6.into(), 40000, 80);
+    let with_ext = ipv6(
+        client6(30),
+        VIP_WEB_V6,
+        0,
+        &cat(&[&ext_header(60), &ext_header(IPPROTO_TCP), &l4]),
+    );
+    let h = hash(
+        client6(30).into(),
+        VIP_WEB_V6.into(),
+        40000,
+        80,
+        IPPROTO_TCP,
+    );
+    v.push(case(
+        "ipv6 hop-by-hop + destination options",
+        ethernet(&[], ETH_P_IPV6, &with_ext),
+        Tx,
+        &[ForwardedTx, Ipv6, FlowMiss],
+        Out::Bytes(enc6(&with_ext, IPPROTO_IPV6, underlay_v6(2), peer6_mac, h)),
+    ));
+    let frag_hdr = [IPPROTO_UDP, 0, 0, 1, 0, 0, 0, 42]; // offset 0, MF
+    let frag6 = ipv6(
+        client6(31),
+        VIP_ANY6,
+        44,
+        &cat(&[
+            &frag_hdr,
+            &udp(client6(31).into(), VIP_ANY6.into(), 40000, 7777, b"x"),
+        ]),
+    );
+    let h = hash(client6(31).into(), VIP_ANY6.into(), 0, 0, IPPROTO_UDP);
+    v.push(case(
+        "ipv6 fragment header",
+        ethernet(&[], ETH_P_IPV6, &frag6),
+        Tx,
+        &[ForwardedTx, Ipv6, Fragment, FlowMiss, Gue],
+        Out::Bytes(gue6(&frag6, h)),
+    ));
+    let deep = ipv6(
+        client6(32),
+        VIP_WEB_V6,
+        0,
+        &cat(&[
+            &ext_header(0),
+            &ext_header(0),
+            &ext_header(0),
+            &ext_header(0),
+            &ext_header(IPPROTO_TCP),
+            &l4,
+        ]),
+    );
+    v.push(case(
+        "five extension headers",
+        ethernet(&[], ETH_P_IPV6, &deep),
+        Pass,
+        &[Ipv6ExtTooDeep],
+        Out::Same,
+    ));
+    let mut cut_ext = ipv6(client6(33), VIP_WEB_V6, 0, &[IPPROTO_TCP, 4]);
+    cut_ext[4..6].copy_from_slice(&2u16.to_be_bytes());
+    v.push(case(
+        "extension header longer than the packet",
+        ethernet(&[], ETH_P_IPV6, &cut_ext),
+        Pass,
+        &[TruncIpv6Ext],
+        Out::Same,
+    ));
+    let no_ports = ipv4(c4(34), VIP_WEB_V4, IPPROTO_TCP, &[], &[0x9c, 0x40]);
+    v.push(case(
+        "tcp header cut before the ports",
+        ethernet(&[], ETH_P_IPV4, &no_ports),
+        Pass,
+        &[TruncL4, Ipv4],
+        Out::Same,
+    ));
+
+    // ICMP errors follow the flow they quote.
+    let sent = ipv4(
+        VIP_DNS_V4,
+        c4(21),
+        IPPROTO_UDP,
+        &[],
+        &udp(VIP_DNS_V4.into(), c4(21).into(), 53, 40000, b"answer"),
+    );
+    let icmp = cat(&[&[3, 4, 0, 0, 0, 0, 0x05, 0x78], &sent[..28]]);
+    let err4 = ipv4(
+        Ipv4Addr::new(198, 18, 200, 1),
+        VIP_DNS_V4,
+        IPPROTO_ICMP,
+        &[],
+        &icmp,
+    );
+    v.push(case(
+        "icmp frag-needed about a forwarded flow",
+        ethernet(&[], ETH_P_IPV4, &err4),
+        Tx,
+        &[ForwardedTx, Ipv4, IcmpError, FlowHit],
+        Out::Bytes(enc4(&err4, IPPROTO_IPIP, underlay_v4(2), peer4_mac)),
+    ));
+    let sent6 = ipv6(
+        VIP_WEB_V6,
+        client6(20),
+        IPPROTO_TCP,
+        &tcp_syn(VIP_WEB_V6.into(), client6(20).into(), 80, 40000),
+    );
+    let icmp6 = cat(&[&[2, 0, 0, 0, 0, 0, 0x05, 0x00], &sent6[..48]]);
+    let err6 = ipv6(underlay_v6(0x99), VIP_WEB_V6, IPPROTO_ICMPV6, &icmp6);
+    let h = hash(
+        client6(20).into(),
+        VIP_WEB_V6.into(),
+        40000,
+        80,
+        IPPROTO_TCP,
+    );
+    v.push(case(
+        "icmpv6 packet-too-big about a forwarded flow",
+        ethernet(&[], ETH_P_IPV6, &err6),
+        Tx,
+        &[ForwardedTx, Ipv6, IcmpError, FlowHit],
+        Out::Bytes(enc6(&err6, IPPROTO_IPV6, underlay_v6(2), peer6_mac, h)),
+    ));
+    let short_quote = ipv4(
+        Ipv4Addr::new(198, 18, 200, 1),
+        VIP_DNS_V4,
+        IPPROTO_ICMP,
+        &[],
+        &cat(&[&[3, 4, 0, 0, 0, 0, 0x05, 0x78], &sent[..12]]),
+    );
+    v.push(case(
+        "icmp error with a cut quote",
+        ethernet(&[], ETH_P_IPV4, &short_quote),
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+
+    // No capacity: the service's policy.
+    let to = |n: u8, vip: Ipv4Addr, port: u16| {
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipv4(
+                c4(n),
+                vip,
+                IPPROTO_TCP,
+                &[],
+                &tcp_syn(c4(n).into(), vip.into(), 40000, port),
+            ),
+        )
+    };
+    v.push(case(
+        "no capacity, default policy passes",
+        to(40, VIP_DOWN_PASS, 443),
+        Pass,
+        &[UnavailablePass, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+    v.push(case(
+        "no capacity, drop policy",
+        to(41, VIP_DOWN_DROP, 443),
+        Drop,
+        &[UnavailableDrop, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+    v.push(case(
+        "next hop without neighbour",
+        to(42, VIP_NO_NEIGH, 80),
+        Pass,
+        &[FibNoNeigh, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+    v.push(case(
+        "no route to the peer",
+        to(43, VIP_NO_ROUTE, 80),
+        Pass,
+        &[FibFailed, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+    let big = ethernet(
+        &[],
+        ETH_P_IPV4,
+        &ipv4(
+            c4(44),
+            VIP_DNS_V4,
+            IPPROTO_UDP,
+            &[],
+            &udp(c4(44).into(), VIP_DNS_V4.into(), 40000, 53, &[0; 1453]),
+        ),
+    );
+    v.push(case(
+        "encapsulated would exceed the MTU by one byte",
+        big,
+        Pass,
+        &[MtuExceeded, Ipv4, FlowMiss],
+        Out::Same,
+    ));
+    let fits = ipv4(
+        c4(45),
+        VIP_DNS_V4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(45).into(), VIP_DNS_V4.into(), 40000, 53, &[0; 1452]),
+    );
+    v.push(case(
+        "encapsulated exactly at the MTU",
+        ethernet(&[], ETH_P_IPV4, &fits),
+        Tx,
+        &[ForwardedTx, Ipv4, FlowMiss],
+        Out::Bytes(enc4(&fits, IPPROTO_IPIP, underlay_v4(2), peer4_mac)),
+    ));
+
+    // Decapsulation: only from trusted peers, only for local services.
+    let inner_web = ipv4(
+        c4(50),
+        VIP_WEB_V4,
+        IPPROTO_TCP,
+        &[],
+        &tcp_syn(c4(50).into(), VIP_WEB_V4.into(), 40000, 80),
+    );
+    let ipip = |src: Ipv4Addr, dst: Ipv4Addr, proto: u8, inner: &[u8]| {
+        cat(&[&outer_ipv4(src, dst, proto, 0, inner.len()), inner])
+    };
+    v.push(case(
+        "4in4 from a trusted peer",
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipip(underlay_v4(2), underlay_v4(1), IPPROTO_IPIP, &inner_web),
+        ),
+        Pass,
+        &[Decapsulated, Ipv4],
+        Out::Bytes(ethernet(&[], ETH_P_IPV4, &inner_web)),
+    ));
+    v.push(case(
+        "4in4 in a VLAN keeps the tag",
+        ethernet(
+            &[q],
+            ETH_P_IPV4,
+            &ipip(underlay_v4(2), underlay_v4(1), IPPROTO_IPIP, &inner_web),
+        ),
+        Pass,
+        &[Decapsulated, Ipv4, VlanTagged],
+        Out::Bytes(ethernet(&[q], ETH_P_IPV4, &inner_web)),
+    ));
+    let inner6 = ipv6(
+        client6(51),
+        VIP_WEB_V6,
+        IPPROTO_TCP,
+        &tcp_syn(client6(51).into(), VIP_WEB_V6.into(), 40000, 80),
+    );
+    let outer6 = cat(&[
+        &outer_ipv6(
+            underlay_v6(2),
+            underlay_v6(1),
+            IPPROTO_IPV6,
+            0,
+            7,
+            inner6.len(),
+        ),
+        &inner6,
+    ]);
+    v.push(case(
+        "6in6 from a trusted peer",
+        ethernet(&[], ETH_P_IPV6, &outer6),
+        Pass,
+        &[Decapsulated, Ipv6],
+        Out::Bytes(ethernet(&[], ETH_P_IPV6, &inner6)),
+    ));
+    let inner_dns6 = ipv6(
+        client6(52),
+        VIP_DNS_V6,
+        IPPROTO_UDP,
+        &udp(client6(52).into(), VIP_DNS_V6.into(), 40000, 53, b"q"),
+    );
+    v.push(case(
+        "6in4 from a trusted peer",
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipip(underlay_v4(2), underlay_v4(1), IPPROTO_IPV6, &inner_dns6),
+        ),
+        Pass,
+        &[Decapsulated, Ipv4],
+        Out::Bytes(ethernet(&[], ETH_P_IPV6, &inner_dns6)),
+    ));
+    let g = gue(50000, GUE_PORT, IPPROTO_IPIP, inner_web.len());
+    let gue_in = cat(&[
+        &outer_ipv4(
+            underlay_v4(3),
+            underlay_v4(1),
+            IPPROTO_UDP,
+            0,
+            g.len() + inner_web.len(),
+        ),
+        &g,
+        &inner_web,
+    ]);
+    v.push(case(
+        "GUE from a trusted peer",
+        ethernet(&[], ETH_P_IPV4, &gue_in),
+        Pass,
+        &[Decapsulated, Ipv4, Gue],
+        Out::Bytes(ethernet(&[], ETH_P_IPV4, &inner_web)),
+    ));
+    let mut udp_hdr = g[..8].to_vec();
+    udp_hdr[4..6].copy_from_slice(&((8 + inner_web.len()) as u16).to_be_bytes());
+    let gue_v1 = cat(&[
+        &outer_ipv4(
+            underlay_v4(3),
+            underlay_v4(1),
+            IPPROTO_UDP,
+            0,
+            8 + inner_web.len(),
+        ),
+        &udp_hdr,
+        &inner_web,
+    ]);
+    v.push(case(
+        "GUE version 1 (direct IP)",
+        ethernet(&[], ETH_P_IPV4, &gue_v1),
+        Pass,
+        &[Decapsulated, Ipv4, Gue],
+        Out::Bytes(ethernet(&[], ETH_P_IPV4, &inner_web)),
+    ));
+    v.push(case(
+        "4in4 from an untrusted source",
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipip(underlay_v4(9), underlay_v4(1), IPPROTO_IPIP, &inner_web),
+        ),
+        Drop,
+        &[DecapUntrusted, Ipv4],
+        Out::Same,
+    ));
+    let not_service = ipv4(
+        c4(53),
+        Ipv4Addr::new(192, 0, 2, 99),
+        IPPROTO_TCP,
+        &[],
+        &tcp_syn(
+            c4(53).into(),
+            Ipv4Addr::new(192, 0, 2, 99).into(),
+            40000,
+            80,
+        ),
+    );
+    v.push(case(
+        "trusted, but not for a local service: never re-forwarded",
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipip(underlay_v4(2), underlay_v4(1), IPPROTO_IPIP, &not_service),
+        ),
+        Drop,
+        &[DecapNotService, Ipv4],
+        Out::Same,
+    ));
+    v.push(case(
+        "trusted, inner packet cut short",
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipip(
+                underlay_v4(2),
+                underlay_v4(1),
+                IPPROTO_IPIP,
+                &inner_web[..12],
+            ),
+        ),
+        Drop,
+        &[DecapMalformed, Ipv4],
+        Out::Same,
+    ));
+    let mut control = gue_in.clone();
+    control[28] = 0x20; // GUE C bit: a control message, not data
+    v.push(case(
+        "GUE control message",
+        ethernet(&[], ETH_P_IPV4, &control),
+        Drop,
+        &[DecapMalformed, Ipv4, Gue],
+        Out::Same,
+    ));
+    v.push(case(
+        "IP-in-IP for another address",
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipip(underlay_v4(2), underlay_v4(77), IPPROTO_IPIP, &inner_web),
+        ),
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+    let other_port = cat(&[
+        &outer_ipv4(
+            underlay_v4(3),
+            underlay_v4(1),
+            IPPROTO_UDP,
+            0,
+            g.len() + inner_web.len(),
+        ),
+        &gue(50000, GUE_PORT + 1, IPPROTO_IPIP, inner_web.len()),
+        &inner_web,
+    ]);
+    v.push(case(
+        "UDP to this node, not the GUE port",
+        ethernet(&[], ETH_P_IPV4, &other_port),
+        Pass,
+        &[NonService, Ipv4],
+        Out::Same,
+    ));
+    v
+}
+
+fn fix_ipv4_checksum(p: &mut [u8]) {
+    let header_len = usize::from(p[0] & 0x0f) * 4;
+    p[10..12].copy_from_slice(&[0, 0]);
+    let sum = checksum(&p[..header_len], 0);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+#[test]
+fn every_path_moves_exactly_its_counters_and_writes_exact_bytes() {
+    if !require_root("every_path_moves_exactly_its_counters_and_writes_exact_bytes") {
+        return;
+    }
+    let lab = Lab::new();
+    let ifindex = lab.ns.ifindex("up0");
+    let cases = cases(&lab);
+    assert!(
+        cases.len() >= 40,
+        "the suite promises at least 40 cases, has {}",
+        cases.len()
+    );
+    lab.ns.run(|| {
+        let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
+        configure(&mut dp);
+        let program = dp.program_fd(PROGRAM_NAME).expect("program");
+        for c in &cases {
+            let before = dp.stats().unwrap();
+            let result = run_on(program.as_fd(), &c.frame, Some(ifindex))
+                .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            let moved = changed(&before, &dp.stats().unwrap());
+            assert_eq!(result.action, c.action, "{}: action", c.name);
+            assert_eq!(moved, c.moved, "{}: counters", c.name);
+            match &c.out {
+                Out::Same => assert_eq!(
+                    result.data, c.frame,
+                    "{}: the frame must pass untouched",
+                    c.name
+                ),
+                Out::Bytes(expected) => {
+                    assert_eq!(hex(&result.data), hex(expected), "{}: output bytes", c.name);
+                    if result.data[12..14] == [0x08, 0x00] {
+                        assert_eq!(
+                            checksum(&result.data[14..34], 0),
+                            0,
+                            "{}: outer IPv4 checksum",
+                            c.name
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn per_service_and_per_peer_counters_add_up() {
+    if !require_root("per_service_and_per_peer_counters_add_up") {
+        return;
+    }
+    let lab = Lab::new();
+    let ifindex = lab.ns.ifindex("up0");
+    lab.ns.run(|| {
+        let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
+        configure(&mut dp);
+        let program = dp.program_fd(PROGRAM_NAME).expect("program");
+        let query = ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipv4(
+                client_v4(60),
+                VIP_DNS_V4,
+                IPPROTO_UDP,
+                &[],
+                &udp(client_v4(60).into(), VIP_DNS_V4.into(), 40000, 53, b"q"),
+            ),
+        );
+        let web = ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipv4(
+                client_v4(61),
+                VIP_WEB_V4,
+                IPPROTO_TCP,
+                &[],
+                &tcp_syn(client_v4(61).into(), VIP_WEB_V4.into(), 40000, 80),
+            ),
+        );
+        for _ in 0..3 {
+            run_on(program.as_fd(), &query, Some(ifindex)).unwrap();
+        }
+        run_on(program.as_fd(), &web, Some(ifindex)).unwrap();
+        let dns = dp.service_stats(2).unwrap();
+        assert_eq!(
+            (dns.forwarded_packets, dns.forwarded_bytes),
+            (3, 3 * query.len() as u64)
+        );
+        let local = dp.service_stats(0).unwrap();
+        assert_eq!(
+            (local.local_packets, local.local_bytes),
+            (1, web.len() as u64)
+        );
+        let peer = dp.peer_stats(PEER_V4).unwrap();
+        assert_eq!(
+            (peer.tx_packets, peer.tx_bytes),
+            (3, 3 * (query.len() as u64 + 20))
+        );
+    });
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
