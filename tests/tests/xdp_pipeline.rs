@@ -131,22 +131,29 @@ fn configure(dp: &mut Dataplane) {
             weight: 1,
         }]
     };
-    let services: Vec<(u32, Vec<ServiceMatch>, bool, bool, Vec<ServiceBackend>)> = vec![
-        (
+    let svc = |id, matches, local_healthy, drop_when_unavailable, backends| ServiceSpec {
+        id,
+        matches,
+        local_healthy,
+        drop_when_unavailable,
+        backends,
+    };
+    let services = vec![
+        svc(
             0,
             vec![m(VIP_WEB_V4.into(), Protocol::Tcp, Some(80))],
             true,
             false,
             vec![],
         ),
-        (
+        svc(
             1,
             vec![m(VIP_WEB_V6.into(), Protocol::Tcp, Some(80))],
             false,
             false,
             via(PEER_V6),
         ),
-        (
+        svc(
             2,
             vec![
                 m(VIP_DNS_V4.into(), Protocol::Udp, Some(53)),
@@ -156,56 +163,56 @@ fn configure(dp: &mut Dataplane) {
             false,
             via(PEER_V4),
         ),
-        (
+        svc(
             3,
             vec![m(VIP_DNS_V6.into(), Protocol::Udp, Some(53))],
             false,
             false,
             via(PEER_V4),
         ),
-        (
+        svc(
             4,
             vec![m(VIP_ANY4.into(), Protocol::Udp, None)],
             false,
             false,
             via(PEER_GUE4),
         ),
-        (
+        svc(
             5,
             vec![m(VIP_DOWN_PASS.into(), Protocol::Tcp, Some(443))],
             false,
             false,
             vec![],
         ),
-        (
+        svc(
             6,
             vec![m(VIP_DOWN_DROP.into(), Protocol::Tcp, Some(443))],
             false,
             true,
             vec![],
         ),
-        (
+        svc(
             7,
             vec![m(VIP_NO_NEIGH.into(), Protocol::Tcp, Some(80))],
             false,
             false,
             via(PEER_NO_NEIGH),
         ),
-        (
+        svc(
             8,
             vec![m(VIP_NO_ROUTE.into(), Protocol::Tcp, Some(80))],
             false,
             false,
             via(PEER_NO_ROUTE),
         ),
-        (
+        svc(
             9,
             vec![m(VIP_4IN6.into(), Protocol::Tcp, Some(80))],
             false,
             false,
             via(PEER_V6),
         ),
-        (
+        svc(
             10,
             vec![m(VIP_ANY6.into(), Protocol::Udp, None)],
             false,
@@ -213,15 +220,8 @@ fn configure(dp: &mut Dataplane) {
             via(PEER_GUE6),
         ),
     ];
-    for (id, matches, local_healthy, drop_when_unavailable, backends) in services {
-        dp.set_service(&ServiceSpec {
-            id,
-            matches,
-            local_healthy,
-            drop_when_unavailable,
-            backends,
-        })
-        .unwrap();
+    for spec in services {
+        dp.set_service(&spec).unwrap();
     }
 }
 
