@@ -63,17 +63,21 @@ impl Lab {
         ns.ip(&["link", "set", "up1", "up"]);
         ns.add_addr("up0", &format!("{}/24", underlay_v4(1)));
         ns.add_addr("up0", &format!("{}/64", underlay_v6(1)));
-        for (addr, n) in [
+        // The fixed peers, and a pool 198.51.100.10-15 for the stickiness test.
+        let fixed = [
             ("198.51.100.2", 2),
             ("198.51.100.3", 3),
             ("2001:db8:ff::2", 0x12),
             ("2001:db8:ff::3", 0x13),
-        ] {
+        ]
+        .map(|(a, n)| (a.to_owned(), n));
+        let pool = (10..=15).map(|n| (format!("198.51.100.{n}"), n));
+        for (addr, n) in fixed.into_iter().chain(pool) {
             let mac = peer_mac(n).map(|b| format!("{b:02x}")).join(":");
             ns.ip(&[
                 "neigh",
                 "replace",
-                addr,
+                &addr,
                 "lladdr",
                 &mac,
                 "dev",
@@ -1207,4 +1211,125 @@ fn hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+const VIP_POOL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 70);
+const FLOWS: usize = 10_000;
+
+/// Sets service 20 (UDP, any port, on VIP_POOL) to the pool peers `ids`
+/// (underlay 198.51.100.<id>).
+fn set_pool(dp: &mut Dataplane, ids: &[u32]) {
+    for id in ids {
+        dp.set_peer(
+            *id,
+            PeerSpec {
+                underlay: underlay_v4(*id as u8).into(),
+                encap: Encap::IpIp,
+            },
+        )
+        .unwrap();
+    }
+    let backends = ids
+        .iter()
+        .map(|id| ServiceBackend {
+            peer: *id,
+            identity: format!("edge://pool-{id}"),
+            weight: 1,
+        })
+        .collect();
+    let matches = vec![ServiceMatch {
+        vip: VIP_POOL.into(),
+        protocol: Protocol::Udp,
+        port: None,
+    }];
+    dp.set_service(&ServiceSpec {
+        id: 20,
+        matches,
+        local_healthy: false,
+        drop_when_unavailable: false,
+        backends,
+    })
+    .unwrap();
+}
+
+/// The peer (last octet of the outer destination) each of the flows goes to.
+fn peers_of(dp: &mut Dataplane, frames: &[Vec<u8>], ifindex: u32) -> Vec<u8> {
+    let program = dp.program_fd(PROGRAM_NAME).unwrap();
+    frames
+        .iter()
+        .map(|f| {
+            let before = dp.stats().unwrap();
+            let r = run_on(program.as_fd(), f, Some(ifindex)).unwrap();
+            assert_eq!(
+                r.action,
+                XdpAction::Tx,
+                "{:?}",
+                changed(&before, &dp.stats().unwrap())
+            );
+            r.data[14 + 19]
+        })
+        .collect()
+}
+
+fn fraction_changed(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() as f64 / a.len() as f64
+}
+
+#[test]
+fn flows_stick_to_their_peer_and_losing_one_of_n_moves_about_one_nth() {
+    if !require_root("flows_stick_to_their_peer_and_losing_one_of_n_moves_about_one_nth") {
+        return;
+    }
+    let lab = Lab::new();
+    let ifindex = lab.ns.ifindex("up0");
+    let frames: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| {
+            let client = Ipv4Addr::new(198, 18, (i / 250) as u8, (i % 250) as u8 + 1);
+            udp4_frame(&[], client, VIP_POOL, 53, b"q")
+        })
+        .collect();
+    lab.ns.run(|| {
+        let mut dp = Dataplane::load(&LoadOptions::default()).unwrap();
+        configure(&mut dp);
+        set_pool(&mut dp, &[10, 11, 12, 13, 14]);
+        let first = peers_of(&mut dp, &frames, ifindex);
+        let share_12 = first.iter().filter(|p| **p == 12).count() as f64 / FLOWS as f64;
+        assert!((0.17..0.23).contains(&share_12), "peer 12 should carry about 1/5 of the flows, has {share_12}");
+
+        // A sixth peer joins: Maglev would move about 1/6 of the flows, but
+        // remembered flows stay where they are while their peer is healthy.
+        set_pool(&mut dp, &[10, 11, 12, 13, 14, 15]);
+        let after_join = peers_of(&mut dp, &frames, ifindex);
+        assert_eq!(fraction_changed(&first, &after_join), 0.0, "a joining peer must not move established flows");
+
+        // Peer 12 leaves: exactly its flows move, each to a remaining peer.
+        set_pool(&mut dp, &[10, 11, 13, 14, 15]);
+        let after_leave = peers_of(&mut dp, &frames, ifindex);
+        for (i, (before, now)) in first.iter().zip(&after_leave).enumerate() {
+            if *before == 12 {
+                assert_ne!(*now, 12, "flow {i} still goes to the peer that left");
+            } else {
+                assert_eq!(before, now, "flow {i} moved although its peer stayed");
+            }
+        }
+        let moved = fraction_changed(&first, &after_leave);
+
+        // Without remembered flows (a fresh flow table), Maglev alone: losing
+        // one of five peers moves about 1/5, a little more than its share.
+        let mut fresh = Dataplane::load(&LoadOptions::default()).unwrap();
+        configure(&mut fresh);
+        set_pool(&mut fresh, &[10, 11, 12, 13, 14]);
+        let maglev_5 = peers_of(&mut fresh, &frames, ifindex);
+        let mut fresh4 = Dataplane::load(&LoadOptions::default()).unwrap();
+        configure(&mut fresh4);
+        set_pool(&mut fresh4, &[10, 11, 13, 14]);
+        let maglev_4 = peers_of(&mut fresh4, &frames, ifindex);
+        assert_eq!(maglev_5, first, "the same table picks the same peers");
+        let maglev_moved = fraction_changed(&maglev_5, &maglev_4);
+        assert!(maglev_moved >= share_12 && maglev_moved <= 0.2 + 0.05, "Maglev alone moved {maglev_moved} of the flows");
+        eprintln!(
+            "stickiness over {FLOWS} flows: peer 12 carried {share_12:.4}; with the flow table {moved:.4} moved when it \
+             left and 0 when a sixth peer joined; Maglev alone moved {maglev_moved:.4} (1/N = 0.2000)"
+        );
+    });
 }
