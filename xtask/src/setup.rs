@@ -23,6 +23,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bird2", "/usr/sbin/bird"),
     ("gobgpd", "/usr/bin/gobgpd"),
     ("frr", "/usr/lib/frr/bgpd"),
+    ("ethtool", "/usr/sbin/ethtool"),
 ];
 
 /// The bpf-linker release this project is built and tested with.

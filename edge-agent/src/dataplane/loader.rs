@@ -195,8 +195,29 @@ impl Dataplane {
 
     /// Attaches `edge_xdp` to `ifname` for as long as this value lives.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attachment, DataplaneError> {
+        self.attach_program(PROGRAM_NAME, ifname, mode)
+    }
+
+    /// Attaches the pass-through program to `ifname` for as long as this
+    /// value lives. With native XDP on veth, frames another end sends with
+    /// `XDP_TX` or a redirect arrive only if the receiving end runs an XDP
+    /// program; this one does nothing else.
+    pub fn attach_pass(
+        &mut self,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<Attachment, DataplaneError> {
+        self.attach_program(edge_common::PASS_PROGRAM_NAME, ifname, mode)
+    }
+
+    fn attach_program(
+        &mut self,
+        name: &'static str,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<Attachment, DataplaneError> {
         let ifindex = ifindex(ifname)?;
-        let (_, used) = attach_with_fallback(self.program(PROGRAM_NAME)?, ifname, ifindex, mode)?;
+        let (_, used) = attach_with_fallback(self.program(name)?, ifname, ifindex, mode)?;
         Ok(Attachment {
             ifname: ifname.to_owned(),
             ifindex,
