@@ -1,21 +1,22 @@
-//! The XDP program's cost per packet, measured by the kernel with
-//! BPF_PROG_TEST_RUN, side by side with the empty program (`edge_pass`) in
-//! the same run so that the difference is the program's own work.
+//! The XDP program's cost per packet on each path, measured by the kernel
+//! with BPF_PROG_TEST_RUN, side by side with the empty program (`edge_pass`)
+//! in the same run so that the difference is the program's own work; then
+//! what the verifier and the kernel say about the program and its maps.
 //!
-//! Run with `cargo xtask bench` (root). Prints a Markdown table for
-//! docs/performance.md.
+//! Run with `cargo xtask bench` (root). Prints Markdown for docs/performance.md.
 
-use std::os::fd::AsFd;
+use std::{net::Ipv4Addr, os::fd::AsFd};
 
 use edge_agent::dataplane::{Dataplane, LoadOptions};
 use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME};
 use edge_tests::{
+    fixture::{Lab, VIP_ANY4, configure},
     packet::*,
-    plan::{VIP_DNS_V6, VIP_WEB_V4, client_v4, underlay_v6},
+    plan::{VIP_DNS_V4, VIP_WEB_V4, VIP_WEB_V6, client_v4, underlay_v4},
     testrun::time_against_baseline,
 };
 
-/// Interleaved single runs per program and frame.
+/// Interleaved single runs per program and path.
 const RUNS: usize = 20_000;
 
 fn main() {
@@ -26,50 +27,110 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let (c4, v4, c6, v6) = (client_v4(1), VIP_WEB_V4, underlay_v6(1), VIP_DNS_V6);
-    let q = Vlan {
-        tpid: TPID_8021Q,
-        vid: 100,
+    let lab = Lab::new();
+    let ifindex = lab.ns.ifindex("up0");
+    let c4 = client_v4(1);
+    let c6: std::net::Ipv6Addr = "2001:db8:c1::1".parse().unwrap();
+    let udp4_to = |dst: Ipv4Addr, sport: u16, dport: u16| {
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipv4(
+                c4,
+                dst,
+                IPPROTO_UDP,
+                &[],
+                &udp(c4.into(), dst.into(), sport, dport, &[0; 64]),
+            ),
+        )
     };
-    let ad = Vlan {
-        tpid: TPID_8021AD,
-        vid: 200,
-    };
-    let udp4 = udp(c4.into(), v4.into(), 40000, 80, &[0; 64]);
-    let frames: Vec<(&str, Vec<u8>)> = vec![
-        ("IPv4/UDP", udp4_frame(&[], c4, v4, 80, &[0; 64])),
-        (
-            "IPv4/UDP, 40 B options",
-            ethernet(&[], ETH_P_IPV4, &ipv4(c4, v4, IPPROTO_UDP, &[1; 40], &udp4)),
+    let web_syn = ethernet(
+        &[],
+        ETH_P_IPV4,
+        &ipv4(
+            c4,
+            VIP_WEB_V4,
+            IPPROTO_TCP,
+            &[],
+            &tcp_syn(c4.into(), VIP_WEB_V4.into(), 40000, 80),
         ),
-        ("IPv6/UDP", udp6_frame(&[], c6, v6, 53, &[0; 64])),
+    );
+    let web6 = ethernet(
+        &[],
+        ETH_P_IPV6,
+        &ipv6(
+            c6,
+            VIP_WEB_V6,
+            IPPROTO_TCP,
+            &tcp_syn(c6.into(), VIP_WEB_V6.into(), 40000, 80),
+        ),
+    );
+    let inner = ipv4(
+        c4,
+        VIP_WEB_V4,
+        IPPROTO_TCP,
+        &[],
+        &tcp_syn(c4.into(), VIP_WEB_V4.into(), 40001, 80),
+    );
+    let decap = ethernet(
+        &[],
+        ETH_P_IPV4,
+        &[
+            outer_ipv4(underlay_v4(2), underlay_v4(1), IPPROTO_IPIP, 0, inner.len()),
+            inner,
+        ]
+        .concat(),
+    );
+    let new_flows: Vec<Vec<u8>> = (0..RUNS as u16)
+        .map(|p| udp4_to(VIP_DNS_V4, 1024 + p, 53))
+        .collect();
+    let paths: Vec<(&str, Vec<Vec<u8>>)> = vec![
         (
-            "802.1ad+802.1Q IPv4/UDP",
-            udp4_frame(&[ad, q], c4, v4, 80, &[0; 64]),
+            "non-service (IPv4/UDP)",
+            vec![udp4_to(Ipv4Addr::new(198, 18, 9, 9), 40000, 9)],
+        ),
+        ("local service (IPv4/TCP, flow-table hit)", vec![web_syn]),
+        (
+            "encap 4in4 (IPv4/UDP, flow-table hit)",
+            vec![udp4_to(VIP_DNS_V4, 40000, 53)],
         ),
         (
-            "truncated IPv4 header",
-            ethernet(&[], ETH_P_IPV4, &[0x45, 0, 0, 20]),
+            "encap 4in4, flow-table miss (new flow each packet)",
+            new_flows,
         ),
+        ("encap 6in6 (IPv6/TCP, flow-table hit)", vec![web6]),
+        (
+            "encap GUE over IPv4 (flow-table hit)",
+            vec![udp4_to(VIP_ANY4, 40000, 9999)],
+        ),
+        ("decap 4in4 from a trusted peer", vec![decap]),
     ];
 
-    let mut dp = Dataplane::load(&LoadOptions::default()).expect("load the XDP object");
-    let program = dp.program_fd(PROGRAM_NAME).expect("edge_xdp");
-    let baseline = dp.program_fd(PASS_PROGRAM_NAME).expect("edge_pass");
-    println!(
-        "{RUNS} interleaved BPF_PROG_TEST_RUN calls (repeat = 1) per program and frame; median ns per run.\n"
-    );
-    println!("| frame | edge_xdp | edge_pass (empty) | edge_xdp cost |");
-    println!("|---|---:|---:|---:|");
-    for (name, frame) in &frames {
-        let t = time_against_baseline(program.as_fd(), baseline.as_fd(), frame, RUNS)
-            .expect("test run");
+    lab.ns.run(|| {
+        let mut dp = Dataplane::load(&LoadOptions::default()).expect("load the XDP object");
+        configure(&mut dp);
+        let program = dp.program_fd(PROGRAM_NAME).expect("edge_xdp");
+        let baseline = dp.program_fd(PASS_PROGRAM_NAME).expect("edge_pass");
+        println!("{RUNS} interleaved BPF_PROG_TEST_RUN calls (repeat = 1) per program and path; median ns per call.\n");
+        println!("| path | edge_xdp | edge_pass (empty) | edge_xdp cost |");
+        println!("|---|---:|---:|---:|");
+        for (name, frames) in &paths {
+            let t = time_against_baseline(program.as_fd(), baseline.as_fd(), frames, Some(ifindex), RUNS).expect("test run");
+            println!("| {name} | {} | {} | {:+} |", t.program_ns, t.baseline_ns, t.cost_ns());
+        }
+        let facts = dp.program_facts().expect("program info");
         println!(
-            "| {name} ({} B) | {} | {} | {:+} |",
-            frame.len(),
-            t.program_ns,
-            t.baseline_ns,
-            t.cost_ns()
+            "\nedge_xdp: {} instructions processed by the verifier, {} bytes translated, {} bytes JIT-compiled.\n",
+            facts.verified_instructions.map_or("?".into(), |n| n.to_string()),
+            facts.translated_bytes.map_or("?".into(), |n| n.to_string()),
+            facts.jited_bytes
         );
-    }
+        println!("| map (default sizes) | kernel memory (memlock) |\n|---|---:|");
+        let mut total = 0;
+        for (name, bytes) in dp.map_memory() {
+            total += bytes;
+            println!("| {name} | {:.1} KiB |", bytes as f64 / 1024.0);
+        }
+        println!("| total | {:.1} MiB |", total as f64 / (1024.0 * 1024.0));
+    });
 }

@@ -115,6 +115,9 @@ pub const CONFIG_HAS_V4: u32 = 1 << 0;
 /// Config flag: `underlay_v6` is set.
 pub const CONFIG_HAS_V6: u32 = 1 << 1;
 
+/// Anycast prefixes per family the config holds.
+pub const MAX_PREFIXES: usize = 8;
+
 /// The node-wide settings (a one-entry array).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -132,6 +135,20 @@ pub struct Config {
     pub flags: u32,
     /// Entries of one Maglev table (a prime).
     pub maglev_size: u32,
+    /// IPv4 anycast prefixes in use (the rest of the arrays is unused).
+    pub prefix_count_v4: u32,
+    /// IPv6 anycast prefixes in use.
+    pub prefix_count_v6: u32,
+    /// IPv4 anycast prefixes (network bytes, host bits zero). Only packets to
+    /// these prefixes are looked up as services: everything else, such as
+    /// BGP or SSH to the node's own addresses, passes without a lookup.
+    pub prefixes_v4: [[u8; 4]; MAX_PREFIXES],
+    /// Masks of `prefixes_v4`.
+    pub masks_v4: [[u8; 4]; MAX_PREFIXES],
+    /// IPv6 anycast prefixes.
+    pub prefixes_v6: [[u8; 16]; MAX_PREFIXES],
+    /// Masks of `prefixes_v6`.
+    pub masks_v6: [[u8; 16]; MAX_PREFIXES],
 }
 
 /// Key of the flow table.
@@ -202,7 +219,7 @@ const _: () = {
     assert!(size_of::<ServiceKey>() == 20);
     assert!(size_of::<Service>() == 16 + 8 * PEER_WORDS);
     assert!(size_of::<Peer>() == 20);
-    assert!(size_of::<Config>() == 32);
+    assert!(size_of::<Config>() == 40 + 2 * MAX_PREFIXES * (4 + 16));
     assert!(size_of::<FlowKey>() == 40);
     assert!(size_of::<ServiceStats>() == 56);
     assert!(size_of::<PeerStats>() == 32);

@@ -37,13 +37,7 @@ const FIB_NO_NEIGH: i64 = 7;
 /// untouched and says why. A separate BPF function (not inlined), so its
 /// stack frame is not added to the decap path's.
 #[inline(never)]
-pub(crate) fn forward(
-    ctx: &XdpContext,
-    inner: &L3,
-    peer_id: u32,
-    hash: u32,
-    attrs: &mut Attrs,
-) -> Verdict {
+pub(crate) fn forward(ctx: &XdpContext, inner: &L3, peer_id: u32, attrs: &mut Attrs) -> Verdict {
     let pass = |outcome| Verdict::new(outcome, xdp_action::XDP_PASS);
     let Some(config) = CONFIG.get(0) else {
         return pass(Counter::FibFailed);
@@ -73,6 +67,13 @@ pub(crate) fn forward(
 
     let Some(scratch) = maps::scratch() else {
         return pass(Counter::FibFailed);
+    };
+    // The flow hash feeds the GUE source port and the IPv6 flow label; plain
+    // IP-in-IP over IPv4 needs none.
+    let hash = if gue || !v4 {
+        crate::flow::hash(&scratch.flow)
+    } else {
+        0
     };
     let fib = &mut scratch.fib;
     // SAFETY: bpf_fib_lookup is plain old data; all-zero is a valid start.

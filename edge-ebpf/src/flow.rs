@@ -27,8 +27,10 @@ use crate::{
 /// ICMP header length (type, code, checksum, 4 bytes of rest).
 const ICMP_LEN: usize = 8;
 
-/// The flow hash (Maglev slot, GUE source port, IPv6 flow label).
-#[inline(always)]
+/// The flow hash (Maglev slot, GUE source port, IPv6 flow label). Out of
+/// line: it is needed on a few paths only, and inlined it would add its
+/// temporaries to the frames of both callers.
+#[inline(never)]
 pub(crate) fn hash(flow: &FlowKey) -> u32 {
     edge_common::hash::flow_hash(&flow.src, &flow.dst, flow.sport, flow.dport, flow.proto)
 }

@@ -5,8 +5,9 @@
 //!    (up to four extension headers) ([`parse`]);
 //! 2. a tunnel packet for this node is decapsulated if it comes from a
 //!    trusted peer and carries service traffic, else dropped ([`decap`]);
-//! 3. the flow's service is looked up ([`flow`], [`service`]); non-service
-//!    traffic passes untouched;
+//! 3. traffic outside the anycast prefixes passes untouched without a
+//!    lookup ([`anycast`]); otherwise the flow's service is looked up
+//!    ([`flow`], [`service`]), and non-service traffic passes untouched;
 //! 4. served locally (pass), or encapsulated to the peer chosen by the flow
 //!    table and the service's Maglev table ([`encap`]), or, with no
 //!    capacity anywhere, passed or dropped by the service's policy;
@@ -18,6 +19,7 @@
 #![no_std]
 #![no_main]
 
+mod anycast;
 mod decap;
 mod encap;
 mod flow;
@@ -71,6 +73,9 @@ fn process(ctx: &XdpContext, attrs: &mut Attrs) -> Verdict {
     if decap::is_for_us(ctx, &l3, config) {
         return decap::handle(ctx, &eth, &l3, attrs);
     }
+    if !anycast::contains(ctx, &l3, config) {
+        return pass(Counter::NonService);
+    }
     serve(ctx, &l3, config.maglev_size, attrs)
 }
 
@@ -89,14 +94,13 @@ fn serve(ctx: &XdpContext, l3: &parse::L3, maglev_size: u32, attrs: &mut Attrs) 
         return pass(Counter::NonService);
     };
     let bytes = packet::frame_len(ctx);
-    let hash = flow::hash(&scratch.flow);
-    match service::choose(svc, &scratch.flow, hash, maglev_size, attrs) {
+    match service::choose(svc, &scratch.flow, maglev_size, attrs) {
         Target::Local => {
             count_service(svc.id, ServiceCount::Local, bytes);
             pass(Counter::Local)
         }
         Target::Peer(id) => {
-            let verdict = encap::forward(ctx, l3, id, hash, attrs);
+            let verdict = encap::forward(ctx, l3, id, attrs);
             if verdict.action() != xdp_action::XDP_PASS {
                 count_service(svc.id, ServiceCount::Forwarded, bytes);
             }

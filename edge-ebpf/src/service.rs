@@ -50,7 +50,6 @@ pub(crate) fn lookup(flow: &FlowKey, key: &mut ServiceKey) -> Option<&'static Se
 pub(crate) fn choose(
     service: &Service,
     key: &FlowKey,
-    hash: u32,
     maglev_size: u32,
     attrs: &mut Attrs,
 ) -> Target {
@@ -73,7 +72,8 @@ pub(crate) fn choose(
     let target = if local_healthy {
         TARGET_LOCAL
     } else {
-        match maglev_pick(service, hash, maglev_size) {
+        // The flow hash is computed only here, on a miss that needs a peer.
+        match maglev_pick(service, crate::flow::hash(key), maglev_size) {
             Some(peer) => peer,
             None => return Target::Unavailable,
         }

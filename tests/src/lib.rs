@@ -9,6 +9,7 @@
 //! - [`pins`]: a private bpffs pin directory per test, removed on drop.
 //! - [`daemon`] and [`bird`]: real peers started from generated config,
 //!   killed on drop.
+//! - [`fixture`]: a configured data plane in a namespace (pipeline tests, benchmarks).
 //! - [`packet`]: crafted Ethernet/VLAN/IPv4/IPv6/UDP/TCP frames.
 //! - [`raw`]: hand-made frames out of an interface (packet socket).
 //! - [`testrun`]: `BPF_PROG_TEST_RUN` on a program fd: action and output
@@ -21,6 +22,7 @@ pub mod bird;
 pub mod command;
 pub mod counters;
 pub mod daemon;
+pub mod fixture;
 pub mod netns;
 pub mod packet;
 pub mod pins;

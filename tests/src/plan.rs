@@ -13,6 +13,14 @@ pub const VIP_WEB_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 
 /// DNS service VIP, IPv6.
 pub const VIP_DNS_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0x53);
 
+/// The anycast prefixes every PoP announces, as (address, length).
+pub fn anycast() -> Vec<(std::net::IpAddr, u8)> {
+    vec![
+        (Ipv4Addr::new(203, 0, 113, 0).into(), 24),
+        (Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0).into(), 48),
+    ]
+}
+
 /// ASN of the CDN (every edge node).
 pub const CDN_ASN: u32 = 64500;
 /// ASNs of the "ISP" routers.

@@ -184,21 +184,24 @@ impl Timing {
     }
 }
 
-/// Times `program` against `baseline` (the empty program) on `frame` with
-/// `runs` single-repeat calls each. Calls use `repeat = 1` because with
-/// more the kernel does not reset the frame between runs, which matters for
-/// a program that rewrites it.
+/// Times `program` against `baseline` (the empty program) with `runs`
+/// single-repeat calls each, cycling through `frames` (one frame: the same
+/// flow every time; many: a new flow per call), as if arriving on
+/// `ingress_ifindex`. Calls use `repeat = 1` because with more the kernel
+/// does not reset the frame between runs, which matters for a program that
+/// rewrites it.
 pub fn time_against_baseline(
     program: BorrowedFd<'_>,
     baseline: BorrowedFd<'_>,
-    frame: &[u8],
+    frames: &[Vec<u8>],
+    ingress_ifindex: Option<u32>,
     runs: usize,
 ) -> io::Result<Timing> {
     let mut program_ns = Vec::with_capacity(runs);
     let mut baseline_ns = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        program_ns.push(run(program, frame)?.duration_ns);
-        baseline_ns.push(run(baseline, frame)?.duration_ns);
+    for frame in frames.iter().cycle().take(runs) {
+        program_ns.push(run_on(program, frame, ingress_ifindex)?.duration_ns);
+        baseline_ns.push(run_on(baseline, frame, ingress_ifindex)?.duration_ns);
     }
     Ok(Timing {
         runs,

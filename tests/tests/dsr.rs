@@ -27,7 +27,7 @@ use edge_tests::{
     command::stdout_of,
     counters::changed,
     netns::{Netns, veth},
-    plan::{VIP_DNS_V4, VIP_DNS_V6, VIP_WEB_V4, VIP_WEB_V6},
+    plan::{VIP_DNS_V4, VIP_DNS_V6, VIP_WEB_V4, VIP_WEB_V6, anycast},
     privilege::require_root,
 };
 
@@ -162,6 +162,7 @@ fn pop_a() -> Dataplane {
         underlay_v6: Some(A6),
         gue_port: None,
         mtu: 1500,
+        anycast: anycast(),
     })
     .unwrap();
     dp.set_peer(
@@ -209,6 +210,7 @@ fn pop_b() -> Dataplane {
         underlay_v6: Some(B6),
         gue_port: None,
         mtu: 1500,
+        anycast: anycast(),
     })
     .unwrap();
     dp.trust(A4.into(), 0).unwrap();

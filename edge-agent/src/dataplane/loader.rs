@@ -2,7 +2,7 @@
 
 use std::{
     ffi::CString,
-    os::fd::{AsFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -71,6 +71,17 @@ impl LoadOptions {
     }
 }
 
+/// Facts about the loaded program, from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramFacts {
+    /// Instructions the verifier processed (kernel ≥ 5.16).
+    pub verified_instructions: Option<u32>,
+    /// Size of the translated (post-verifier) program in bytes.
+    pub translated_bytes: Option<u32>,
+    /// Size of the JIT-compiled program in bytes.
+    pub jited_bytes: u32,
+}
+
 /// Where a program got attached, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attachment {
@@ -91,6 +102,8 @@ pub struct Attachment {
 pub struct Dataplane {
     pub(super) ebpf: Ebpf,
     pub(super) maglev_size: u32,
+    /// The config last written with `set_config`.
+    pub(super) node: Option<super::NodeConfig>,
     pin_dir: Option<PathBuf>,
     /// Pins this load made (as opposed to reused): removed again if an
     /// attach fails and nothing else uses them.
@@ -141,6 +154,7 @@ impl Dataplane {
         let mut dataplane = Dataplane {
             ebpf,
             maglev_size: options.maglev_size,
+            node: None,
             pin_dir: options.pin_dir.clone(),
             created_pins,
         };
@@ -312,6 +326,51 @@ impl Dataplane {
             ifindex,
             mode: used,
         })
+    }
+
+    /// What the kernel says about the loaded `edge_xdp`: instructions the
+    /// verifier processed, and the program's size translated and JIT-compiled.
+    pub fn program_facts(&mut self) -> Result<ProgramFacts, DataplaneError> {
+        let info =
+            self.program(PROGRAM_NAME)?
+                .info()
+                .map_err(|source| DataplaneError::Verifier {
+                    name: PROGRAM_NAME,
+                    source: Box::new(source),
+                })?;
+        Ok(ProgramFacts {
+            verified_instructions: info.verified_instruction_count(),
+            translated_bytes: info.size_translated(),
+            jited_bytes: info.size_jitted(),
+        })
+    }
+
+    /// Memory the kernel charges for each map (`memlock` in its fdinfo), by name.
+    pub fn map_memory(&self) -> Vec<(String, u64)> {
+        let mut sizes: Vec<(String, u64)> = self
+            .ebpf
+            .maps()
+            .filter_map(|(name, map)| {
+                let fd = match map {
+                    aya::maps::Map::Array(d)
+                    | aya::maps::Map::HashMap(d)
+                    | aya::maps::Map::LruHashMap(d)
+                    | aya::maps::Map::PerCpuArray(d)
+                    | aya::maps::Map::DevMapHash(d) => d.fd().as_fd().as_raw_fd(),
+                    _ => return None,
+                };
+                let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+                let memlock = fdinfo
+                    .lines()
+                    .find_map(|l| l.strip_prefix("memlock:"))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), memlock))
+            })
+            .collect();
+        sizes.sort();
+        sizes
     }
 
     /// The Maglev table size this data plane was loaded with.

@@ -15,7 +15,7 @@ mod spec;
 mod tables;
 
 pub use error::DataplaneError;
-pub use loader::{Attachment, Dataplane, LoadOptions, ifindex};
+pub use loader::{Attachment, Dataplane, LoadOptions, ProgramFacts, ifindex};
 pub use mode::AttachMode;
 pub use object::EBPF_OBJECT;
 pub use pins::{detach_pinned, interface_pin_dir, link_pin_path, read_pinned_stats};

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use edge_common::maps::{
     AddrKey, CONFIG_HAS_V4, CONFIG_HAS_V6, Config, ENCAP_GUE, ENCAP_IPIP, FAMILY_V4, FAMILY_V6,
-    Peer, ServiceKey,
+    MAX_PREFIXES, Peer, ServiceKey,
 };
 
 /// Node-wide data-plane settings.
@@ -19,30 +19,88 @@ pub struct NodeConfig {
     pub gue_port: Option<u16>,
     /// Largest outer IP packet the underlay carries.
     pub mtu: u16,
+    /// The anycast prefixes the node announces (address, length): only
+    /// traffic to them can be service traffic. At most
+    /// [`MAX_PREFIXES`] per family.
+    pub anycast: Vec<(IpAddr, u8)>,
 }
 
 impl NodeConfig {
-    pub(crate) fn to_map(&self, maglev_size: u32) -> Config {
-        let mut flags = 0;
-        let mut underlay_v6 = [0; 16];
-        let mut underlay_v4 = [0; 4];
-        if let Some(a) = self.underlay_v4 {
-            flags |= CONFIG_HAS_V4;
-            underlay_v4 = a.octets();
-        }
-        if let Some(a) = self.underlay_v6 {
-            flags |= CONFIG_HAS_V6;
-            underlay_v6 = a.octets();
-        }
-        Config {
-            underlay_v4,
-            underlay_v6,
+    /// Whether `addr` is inside one of the anycast prefixes.
+    pub fn is_anycast(&self, addr: IpAddr) -> bool {
+        self.anycast
+            .iter()
+            .any(|(prefix, len)| match (prefix, addr) {
+                (IpAddr::V4(p), IpAddr::V4(a)) => {
+                    mask_v4(*len).is_some_and(|m| u32::from(*p) & m == u32::from(a) & m)
+                }
+                (IpAddr::V6(p), IpAddr::V6(a)) => {
+                    mask_v6(*len).is_some_and(|m| u128::from(*p) & m == u128::from(a) & m)
+                }
+                _ => false,
+            })
+    }
+
+    pub(crate) fn to_map(&self, maglev_size: u32) -> Result<Config, String> {
+        let mut config = Config {
             gue_port: self.gue_port.unwrap_or(0),
             mtu: self.mtu,
-            flags,
             maglev_size,
+            ..Config::default()
+        };
+        if let Some(a) = self.underlay_v4 {
+            config.flags |= CONFIG_HAS_V4;
+            config.underlay_v4 = a.octets();
         }
+        if let Some(a) = self.underlay_v6 {
+            config.flags |= CONFIG_HAS_V6;
+            config.underlay_v6 = a.octets();
+        }
+        for (prefix, len) in &self.anycast {
+            let too_many = |family| {
+                format!(
+                    "more than {MAX_PREFIXES} {family} anycast prefixes: the data plane holds {MAX_PREFIXES}"
+                )
+            };
+            match *prefix {
+                IpAddr::V4(p) => {
+                    let mask = mask_v4(*len).ok_or_else(|| {
+                        format!("anycast prefix {p}/{len}: an IPv4 prefix length is at most 32")
+                    })?;
+                    let i = config.prefix_count_v4 as usize;
+                    if i == MAX_PREFIXES {
+                        return Err(too_many("IPv4"));
+                    }
+                    config.prefixes_v4[i] = (u32::from(p) & mask).to_be_bytes();
+                    config.masks_v4[i] = mask.to_be_bytes();
+                    config.prefix_count_v4 += 1;
+                }
+                IpAddr::V6(p) => {
+                    let mask = mask_v6(*len).ok_or_else(|| {
+                        format!("anycast prefix {p}/{len}: an IPv6 prefix length is at most 128")
+                    })?;
+                    let i = config.prefix_count_v6 as usize;
+                    if i == MAX_PREFIXES {
+                        return Err(too_many("IPv6"));
+                    }
+                    config.prefixes_v6[i] = (u128::from(p) & mask).to_be_bytes();
+                    config.masks_v6[i] = mask.to_be_bytes();
+                    config.prefix_count_v6 += 1;
+                }
+            }
+        }
+        Ok(config)
     }
+}
+
+/// The netmask of an IPv4 prefix length, `None` past 32.
+fn mask_v4(len: u8) -> Option<u32> {
+    (len <= 32).then(|| u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
+}
+
+/// The netmask of an IPv6 prefix length, `None` past 128.
+fn mask_v6(len: u8) -> Option<u128> {
+    (len <= 128).then(|| u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0))
 }
 
 /// Transport protocol of a service.
@@ -198,19 +256,53 @@ mod tests {
         );
     }
 
-    #[test]
-    fn node_config_sets_flags_only_for_present_families() {
-        let c = NodeConfig {
+    fn node(anycast: Vec<(IpAddr, u8)>) -> NodeConfig {
+        NodeConfig {
             underlay_v4: Some(Ipv4Addr::new(198, 51, 100, 1)),
             underlay_v6: None,
             gue_port: None,
             mtu: 1500,
-        };
-        let m = c.to_map(6421);
+            anycast,
+        }
+    }
+
+    #[test]
+    fn node_config_sets_flags_only_for_present_families() {
+        let m = node(vec![]).to_map(6421).unwrap();
         assert_eq!(m.flags, CONFIG_HAS_V4);
         assert_eq!(
             (m.underlay_v4, m.gue_port, m.mtu, m.maglev_size),
             ([198, 51, 100, 1], 0, 1500, 6421)
         );
+    }
+
+    #[test]
+    fn anycast_prefixes_are_masked_and_bounded() {
+        let c = node(vec![
+            ("203.0.113.77".parse().unwrap(), 24),
+            ("2001:db8:ac::1".parse().unwrap(), 48),
+        ]);
+        let m = c.to_map(6421).unwrap();
+        assert_eq!((m.prefix_count_v4, m.prefix_count_v6), (1, 1));
+        assert_eq!(
+            (m.prefixes_v4[0], m.masks_v4[0]),
+            ([203, 0, 113, 0], [255, 255, 255, 0])
+        );
+        assert_eq!(&m.masks_v6[0][..7], &[255, 255, 255, 255, 255, 255, 0]);
+        assert!(c.is_anycast("203.0.113.10".parse().unwrap()));
+        assert!(c.is_anycast("2001:db8:ac::10".parse().unwrap()));
+        assert!(!c.is_anycast("203.0.114.10".parse().unwrap()));
+        assert!(!c.is_anycast("2001:db8:ad::10".parse().unwrap()));
+        let all = node(vec![("0.0.0.0".parse().unwrap(), 0)]);
+        assert!(all.is_anycast("192.0.2.1".parse().unwrap()));
+        let err = node(vec![("203.0.113.0".parse().unwrap(), 33)])
+            .to_map(6421)
+            .unwrap_err();
+        assert!(err.contains("at most 32"), "{err}");
+        let nine = (0..9)
+            .map(|i| (IpAddr::from(Ipv4Addr::new(203, 0, i, 0)), 24))
+            .collect();
+        let err = node(nine).to_map(6421).unwrap_err();
+        assert!(err.contains("more than 8"), "{err}");
     }
 }

@@ -40,13 +40,18 @@ impl Dataplane {
         HashMap::try_from(self.map_data(SERVICES_MAP)?).map_err(DataplaneError::map(SERVICES_MAP))
     }
 
-    /// Writes the node-wide settings.
+    /// Writes the node-wide settings. Only traffic to the anycast prefixes
+    /// is looked up as service traffic from then on.
     pub fn set_config(&mut self, config: &NodeConfig) -> Result<(), DataplaneError> {
-        let value = config.to_map(self.maglev_size);
+        let value = config
+            .to_map(self.maglev_size)
+            .map_err(DataplaneError::InvalidSpec)?;
         let mut map: Array<_, Config> =
             Array::try_from(self.map_data(CONFIG_MAP)?).map_err(DataplaneError::map(CONFIG_MAP))?;
         map.set(0, value, 0)
-            .map_err(DataplaneError::map(CONFIG_MAP))
+            .map_err(DataplaneError::map(CONFIG_MAP))?;
+        self.node = Some(config.clone());
+        Ok(())
     }
 
     /// Installs or updates a service: its matches, local health, policy, and
@@ -59,6 +64,17 @@ impl Dataplane {
                 spec.id
             )));
         };
+        let outside = spec
+            .matches
+            .iter()
+            .find(|m| !self.node.as_ref().is_some_and(|n| n.is_anycast(m.vip)));
+        if let Some(outside) = outside {
+            return Err(DataplaneError::InvalidSpec(format!(
+                "service {}: VIP {} is not inside the node's anycast prefixes (set them with set_config \
+                 first): the data plane would never see its traffic as service traffic",
+                spec.id, outside.vip
+            )));
+        }
         let mut peers = [0u64; PEER_WORDS];
         let mut backends = Vec::with_capacity(spec.backends.len());
         for b in &spec.backends {
