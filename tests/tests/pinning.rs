@@ -49,6 +49,43 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
     let stats = read_pinned_stats(pins.path()).expect("read pinned counters");
     assert!(stats.get(Counter::Ipv4) >= 10, "{stats:?}");
 
+    // Every map but per-run scratch memory is pinned, and bpftool prints the
+    // values of the tables by field name too.
+    for map in [
+        edge_common::CONFIG_MAP,
+        edge_common::SERVICES_MAP,
+        edge_common::MAGLEV_MAP,
+        edge_common::PEERS_MAP,
+        edge_common::TRUSTED_MAP,
+        edge_common::FLOWS_MAP,
+        edge_common::EGRESS_MAP,
+        edge_common::STATS_MAP,
+        edge_common::SERVICE_STATS_MAP,
+        edge_common::PEER_STATS_MAP,
+    ] {
+        assert!(pins.path().join(map).exists(), "{map} is not pinned");
+    }
+    let config = stdout_of(
+        Command::new("bpftool")
+            .args(["-j", "map", "dump", "pinned"])
+            .arg(pins.path().join(edge_common::CONFIG_MAP)),
+    );
+    for field in ["underlay_v4", "gue_port", "maglev_size", "prefixes_v4"] {
+        assert!(
+            config.contains(&format!("\"{field}\":")),
+            "bpftool lacks config field {field}: {config}"
+        );
+    }
+    let svc_stats = stdout_of(
+        Command::new("bpftool")
+            .args(["-j", "map", "dump", "pinned"])
+            .arg(pins.path().join(edge_common::SERVICE_STATS_MAP)),
+    );
+    assert!(
+        svc_stats.contains("\"forwarded_bytes\":"),
+        "bpftool lacks per-service field names"
+    );
+
     let dump = stdout_of(
         Command::new("bpftool")
             .args(["-j", "map", "dump", "pinned"])

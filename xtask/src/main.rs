@@ -76,8 +76,12 @@ enum Command {
     },
     /// Set up, lint, build, then run the whole test suite (README's test command).
     Test,
-    /// Run the benchmarks (needs root: they run the XDP program in the kernel).
-    Bench,
+    /// Run the benchmarks, or the one named (e.g. `dataplane`); needs root:
+    /// they run the XDP program in the kernel.
+    Bench {
+        /// A benchmark of benches/benches/ (all when omitted).
+        name: Option<String>,
+    },
     /// Show the data plane at work on a veth pair in two fresh network
     /// namespaces: load, send traffic, dump the counters with bpftool, clean up.
     Demo,
@@ -97,7 +101,7 @@ fn main() -> Result<()> {
         } => load::load(&iface, &mode, netns.as_deref(), &pin_root),
         Command::Unload { iface, pin_root } => load::unload(&iface, &pin_root),
         Command::Test => test::run(),
-        Command::Bench => test::bench(),
+        Command::Bench { name } => test::bench(name.as_deref()),
         Command::Demo => cmd::run(&mut cmd::cargo(&[
             "run",
             "--quiet",

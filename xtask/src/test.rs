@@ -98,13 +98,18 @@ fn lint() -> Result<()> {
     cmd::run(&mut clippy)
 }
 
-/// Runs the benchmarks; they run the XDP program in the kernel, so need root.
-pub fn bench() -> Result<()> {
+/// Runs the benchmarks (or the one named); they run the XDP program in the
+/// kernel, so need root.
+pub fn bench(name: Option<&str>) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmarks run the XDP program in the kernel (BPF_PROG_TEST_RUN): run as root");
     }
-    cmd::run(&mut cmd::cargo(&["bench", "--package", "edge-benches"]))
+    let mut args = vec!["bench", "--package", "edge-benches"];
+    if let Some(name) = name {
+        args.extend(["--bench", name]);
+    }
+    cmd::run(&mut cmd::cargo(&args))
 }
 
 #[cfg(test)]
