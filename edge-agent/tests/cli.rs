@@ -68,14 +68,8 @@ fn attach_stats_replace_detach() {
             socket.send_to(b"x", (underlay_v4(1), 9)).expect("send");
         }
     });
-    let stats = stdout(&agent(&[
-        "xdp",
-        "stats",
-        "--iface",
-        "pop0",
-        "--pin-root",
-        pin_dir,
-    ]));
+    let stats_args = ["xdp", "stats", "--iface", "pop0", "--pin-root", pin_dir];
+    let stats = stdout(&agent(&stats_args));
     let ipv4: u64 = stats
         .lines()
         .find_map(|l| l.strip_prefix("ipv4")?.trim().parse().ok())
@@ -139,13 +133,7 @@ fn bad_input_is_refused_with_a_hint() {
         "{err}"
     );
 
-    let err = stderr_of_failure(&agent(&[
-        "xdp",
-        "stats",
-        "--iface",
-        "pop0",
-        "--pin-root",
-        pin_dir,
-    ]));
+    let stats_args = ["xdp", "stats", "--iface", "pop0", "--pin-root", pin_dir];
+    let err = stderr_of_failure(&agent(&stats_args));
     assert!(err.contains("is edge attached to pop0?"), "{err}");
 }

@@ -46,3 +46,18 @@ pub const PEER_STATS_MAP: &str = "edge_peer_stats";
 /// program, and the program the receiving end of a veth needs so that
 /// frames sent with `XDP_TX` or redirect arrive in native mode.
 pub const PASS_PROGRAM_NAME: &str = "edge_pass";
+
+/// Every map the agent pins (all but the per-CPU scratch memory), by the
+/// name it has in the object and in the pin directory.
+pub const PINNED_MAPS: &[&str] = &[
+    CONFIG_MAP,
+    SERVICES_MAP,
+    MAGLEV_MAP,
+    PEERS_MAP,
+    TRUSTED_MAP,
+    FLOWS_MAP,
+    EGRESS_MAP,
+    STATS_MAP,
+    SERVICE_STATS_MAP,
+    PEER_STATS_MAP,
+];

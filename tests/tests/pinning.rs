@@ -51,18 +51,7 @@ fn pinned_attachment_outlives_its_loader_and_bpftool_shows_field_names() {
 
     // Every map but per-run scratch memory is pinned, and bpftool prints the
     // values of the tables by field name too.
-    for map in [
-        edge_common::CONFIG_MAP,
-        edge_common::SERVICES_MAP,
-        edge_common::MAGLEV_MAP,
-        edge_common::PEERS_MAP,
-        edge_common::TRUSTED_MAP,
-        edge_common::FLOWS_MAP,
-        edge_common::EGRESS_MAP,
-        edge_common::STATS_MAP,
-        edge_common::SERVICE_STATS_MAP,
-        edge_common::PEER_STATS_MAP,
-    ] {
+    for map in edge_common::PINNED_MAPS {
         assert!(pins.path().join(map).exists(), "{map} is not pinned");
     }
     let config = stdout_of(

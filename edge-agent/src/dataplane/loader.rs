@@ -8,7 +8,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapInfo, PerCpuArray},
+    maps::{MapInfo, PerCpuArray},
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -16,7 +16,7 @@ use aya::{
     },
 };
 use edge_common::{
-    CONFIG_MAP, FLOWS_MAP, MAGLEV_MAP, PROGRAM_NAME, STATS_MAP,
+    FLOWS_MAP, MAGLEV_MAP, PROGRAM_NAME, STATS_MAP,
     maps::{DEFAULT_FLOW_ENTRIES, DEFAULT_MAGLEV_SIZE, MAX_SERVICES},
     stats::Stats,
 };
@@ -378,30 +378,10 @@ impl Dataplane {
         self.maglev_size
     }
 
-    /// The config currently in the map (all zero before [`Dataplane::set_config`]).
-    pub fn config(&self) -> Result<edge_common::maps::Config, DataplaneError> {
-        let map = self
-            .ebpf
-            .map(CONFIG_MAP)
-            .ok_or(DataplaneError::MissingInObject {
-                kind: "map",
-                name: CONFIG_MAP,
-            })?;
-        let array = Array::<_, edge_common::maps::Config>::try_from(map)
-            .map_err(DataplaneError::map(CONFIG_MAP))?;
-        array.get(&0, 0).map_err(DataplaneError::map(CONFIG_MAP))
-    }
-
     /// Current counters, summed over all CPUs.
     pub fn stats(&self) -> Result<Stats, DataplaneError> {
-        let map = self
-            .ebpf
-            .map(STATS_MAP)
-            .ok_or(DataplaneError::MissingInObject {
-                kind: "map",
-                name: STATS_MAP,
-            })?;
-        let map = PerCpuArray::<_, Stats>::try_from(map).map_err(DataplaneError::map(STATS_MAP))?;
+        let map = PerCpuArray::<_, Stats>::try_from(self.map_ref(STATS_MAP)?)
+            .map_err(DataplaneError::map(STATS_MAP))?;
         sum_stats(&map)
     }
 }
@@ -500,7 +480,10 @@ fn object_layouts(options: &LoadOptions) -> Result<Vec<(String, MapLayout)>, Dat
         if name.starts_with('.') || UNPINNED_MAPS.contains(&name.as_str()) {
             continue;
         }
-        let Some(static_name) = PINNED_MAP_NAMES.iter().find(|n| **n == name.as_str()) else {
+        let Some(static_name) = edge_common::PINNED_MAPS
+            .iter()
+            .find(|n| **n == name.as_str())
+        else {
             return Err(DataplaneError::InvalidSpec(format!(
                 "the XDP object has a map `{name}` this agent does not know: rebuild with `cargo xtask build`"
             )));
@@ -523,20 +506,6 @@ fn object_layouts(options: &LoadOptions) -> Result<Vec<(String, MapLayout)>, Dat
     }
     Ok(layouts)
 }
-
-/// Every map the agent pins, by the name it has in the object.
-pub(super) const PINNED_MAP_NAMES: &[&str] = &[
-    edge_common::CONFIG_MAP,
-    edge_common::SERVICES_MAP,
-    edge_common::MAGLEV_MAP,
-    edge_common::PEERS_MAP,
-    edge_common::TRUSTED_MAP,
-    edge_common::FLOWS_MAP,
-    edge_common::EGRESS_MAP,
-    edge_common::STATS_MAP,
-    edge_common::SERVICE_STATS_MAP,
-    edge_common::PEER_STATS_MAP,
-];
 
 /// Refuses to reuse a pinned map whose layout differs from this build's.
 fn check_pinned_layout(path: &Path, layout: &MapLayout) -> Result<(), DataplaneError> {

@@ -62,10 +62,7 @@ pub fn detach_pinned(pin_dir: &Path) -> Result<(), DataplaneError> {
         return Err(DataplaneError::NotAttached { path: link });
     }
     remove(&link)?;
-    for name in super::loader::PINNED_MAP_NAMES
-        .iter()
-        .chain([&PROGRAM_NAME])
-    {
+    for name in edge_common::PINNED_MAPS.iter().chain([&PROGRAM_NAME]) {
         let path = pin_dir.join(name);
         if path.exists() {
             remove(&path)?;

@@ -30,6 +30,14 @@ use super::{
 use crate::maglev;
 
 impl Dataplane {
+    /// Map `name` of the object, for reading.
+    pub(super) fn map_ref(&self, name: &'static str) -> Result<&aya::maps::Map, DataplaneError> {
+        self.ebpf
+            .map(name)
+            .ok_or(DataplaneError::MissingInObject { kind: "map", name })
+    }
+
+    /// Map `name` of the object, for writing.
     fn map_data(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, DataplaneError> {
         self.ebpf
             .map_mut(name)
@@ -243,11 +251,8 @@ impl Dataplane {
         name: &'static str,
         index: u32,
     ) -> Result<Vec<T>, DataplaneError> {
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or(DataplaneError::MissingInObject { kind: "map", name })?;
-        let array = PerCpuArray::<_, T>::try_from(map).map_err(DataplaneError::map(name))?;
+        let array = PerCpuArray::<_, T>::try_from(self.map_ref(name)?)
+            .map_err(DataplaneError::map(name))?;
         let values = array.get(&index, 0).map_err(DataplaneError::map(name))?;
         Ok(values.iter().copied().collect())
     }
