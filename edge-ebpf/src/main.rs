@@ -101,7 +101,10 @@ fn serve(ctx: &XdpContext, l3: &parse::L3, maglev_size: u32, attrs: &mut Attrs) 
         }
         Target::Peer(id) => {
             let verdict = encap::forward(ctx, l3, id, attrs);
-            if verdict.action() != xdp_action::XDP_PASS {
+            let outcome = verdict.outcome();
+            if outcome == Counter::ForwardedTx as u32
+                || outcome == Counter::ForwardedRedirect as u32
+            {
                 count_service(svc.id, ServiceCount::Forwarded, bytes);
             }
             verdict

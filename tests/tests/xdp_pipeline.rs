@@ -1127,3 +1127,87 @@ fn flows_stick_to_their_peer_and_losing_one_of_n_moves_about_one_nth() {
         );
     });
 }
+
+#[test]
+fn the_agent_refuses_what_the_data_plane_cannot_represent() {
+    if !require_root("the_agent_refuses_what_the_data_plane_cannot_represent") {
+        return;
+    }
+    let refused = |result: Result<(), edge_agent::dataplane::DataplaneError>, needle: &str| {
+        let message = result.expect_err("must be refused").to_string();
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    };
+    let not_prime = LoadOptions {
+        maglev_size: 6400,
+        ..LoadOptions::default()
+    };
+    refused(
+        Dataplane::load(&not_prime).map(|_| ()),
+        "not a prime; use 6421",
+    );
+
+    let mut dp = Dataplane::load(&LoadOptions::default()).unwrap();
+    let web = ServiceMatch {
+        vip: VIP_WEB_V4.into(),
+        protocol: Protocol::Tcp,
+        port: Some(80),
+    };
+    let spec = |id, matches, backends| ServiceSpec {
+        id,
+        matches,
+        local_healthy: true,
+        drop_when_unavailable: false,
+        backends,
+    };
+    // Before the anycast prefixes are known, no VIP can be inside them.
+    refused(
+        dp.set_service(&spec(0, vec![web], vec![])),
+        "not inside the node's anycast prefixes",
+    );
+    configure(&mut dp);
+    let outside = ServiceMatch {
+        vip: Ipv4Addr::new(198, 18, 0, 1).into(),
+        ..web
+    };
+    refused(
+        dp.set_service(&spec(0, vec![outside], vec![])),
+        "198.18.0.1 is not inside",
+    );
+    refused(
+        dp.set_service(&spec(64, vec![web], vec![])),
+        "service id 64 is out of range",
+    );
+    refused(dp.set_service(&spec(0, vec![], vec![])), "has no match");
+    let far = ServiceBackend {
+        peer: 256,
+        identity: "edge://far".into(),
+        weight: 1,
+    };
+    refused(
+        dp.set_service(&spec(0, vec![web], vec![far])),
+        "peer id 256 is out of range",
+    );
+    let twins = vec![
+        ServiceBackend {
+            peer: 1,
+            identity: "edge://same".into(),
+            weight: 1,
+        },
+        ServiceBackend {
+            peer: 2,
+            identity: "edge://same".into(),
+            weight: 1,
+        },
+    ];
+    refused(dp.set_service(&spec(0, vec![web], twins)), "edge://same");
+    refused(
+        dp.set_peer(
+            300,
+            PeerSpec {
+                underlay: underlay_v4(2).into(),
+                encap: Encap::IpIp,
+            },
+        ),
+        "peer id 300",
+    );
+}
