@@ -88,8 +88,12 @@ counters! {
     outcome fib_failed => FibFailed,
     /// The route toward the peer leaves through an interface not allowed for redirects: passed.
     outcome egress_unsupported => EgressUnsupported,
-    /// Encapsulated, the packet would exceed the underlay MTU: passed.
+    /// Encapsulated, the packet would exceed the underlay MTU, and it may
+    /// be fragmented (IPv4 without DF): passed.
     outcome mtu_exceeded => MtuExceeded,
+    /// Encapsulated, the packet would exceed the underlay MTU: answered with
+    /// ICMP fragmentation-needed / ICMPv6 packet-too-big (XDP_TX).
+    outcome mtu_icmp => MtuIcmp,
     /// No headroom to prepend the outer headers: passed.
     outcome headroom_failed => HeadroomFailed,
     /// Decapsulated from a trusted peer and delivered locally.

@@ -56,7 +56,13 @@ pub(crate) fn forward(ctx: &XdpContext, inner: &L3, peer_id: u32, attrs: &mut At
     let tunnel_len = if gue { UDP_LEN + GUE_LEN } else { 0 };
     let outer_len = inner.len + ip_len + tunnel_len;
     if outer_len > usize::from(config.mtu) {
-        return pass(Counter::MtuExceeded);
+        // The entry function answers with ICMP (out of this call chain,
+        // whose stack is already deep), telling the largest inner packet.
+        let Some(scratch) = maps::scratch() else {
+            return pass(Counter::MtuExceeded);
+        };
+        scratch.icmp_mtu = u32::from(config.mtu).saturating_sub((ip_len + tunnel_len) as u32);
+        return pass(Counter::MtuIcmp);
     }
     let inner_proto = if inner.family == FAMILY_V4 {
         IPPROTO_IPIP

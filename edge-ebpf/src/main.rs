@@ -23,6 +23,7 @@ mod anycast;
 mod decap;
 mod encap;
 mod flow;
+mod icmp;
 mod maps;
 mod packet;
 mod parse;
@@ -76,7 +77,16 @@ fn process(ctx: &XdpContext, attrs: &mut Attrs) -> Verdict {
     if !anycast::contains(ctx, &l3, config) {
         return pass(Counter::NonService);
     }
-    serve(ctx, &l3, config.maglev_size, attrs)
+    let verdict = serve(ctx, &l3, config.maglev_size, attrs);
+    // Too big to encapsulate: forwarding left the MTU in scratch memory and
+    // the answer is built from here, where the stack is shallow.
+    if verdict.outcome() == Counter::MtuIcmp as u32 {
+        return match maps::scratch() {
+            Some(scratch) => icmp::too_big(ctx, &l3, scratch.icmp_mtu),
+            None => pass(Counter::MtuExceeded),
+        };
+    }
+    verdict
 }
 
 /// Service traffic (or not): look up, decide, serve locally or forward.

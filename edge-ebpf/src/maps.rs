@@ -71,6 +71,9 @@ pub(crate) struct Scratch {
     pub(crate) service: ServiceKey,
     /// `bpf_fib_lookup` parameters and results.
     pub(crate) fib: bpf_fib_lookup,
+    /// When forwarding returns `MtuIcmp` (too big to encapsulate), the
+    /// largest inner packet that fits, for the ICMP error.
+    pub(crate) icmp_mtu: u32,
 }
 
 /// One [`Scratch`] per CPU (a program run never migrates between CPUs).

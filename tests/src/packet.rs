@@ -232,6 +232,16 @@ pub fn checksum(bytes: &[u8], initial: u32) -> u16 {
     !(sum as u16)
 }
 
+/// The checksum of a transport `segment` (TCP, UDP, ICMPv6) of `protocol`
+/// between `src` and `dst`, pseudo-header included, the checksum field
+/// being zero in `segment`.
+pub fn transport_checksum(src: IpAddr, dst: IpAddr, protocol: u8, segment: &[u8]) -> u16 {
+    checksum(
+        segment,
+        pseudo_header_sum(src, dst, protocol, segment.len()),
+    )
+}
+
 /// Unfolded sum of the TCP/UDP pseudo-header.
 fn pseudo_header_sum(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> u32 {
     let mut bytes = Vec::with_capacity(40);

@@ -654,23 +654,95 @@ fn cases(lab: &Lab) -> Vec<Case> {
         &[FibFailed, Ipv4, FlowMiss],
         Out::Same,
     ));
-    let big = ethernet(
+    // Too big once encapsulated: answered with ICMP from the VIP, quoting
+    // the first 128 bytes, sent back the way the packet came (XDP_TX).
+    let big4 = ipv4(
+        c4(44),
+        VIP_DNS_V4,
+        IPPROTO_UDP,
         &[],
-        ETH_P_IPV4,
-        &ipv4(
-            c4(44),
-            VIP_DNS_V4,
-            IPPROTO_UDP,
-            &[],
-            &udp(c4(44).into(), VIP_DNS_V4.into(), 40000, 53, &[0; 1453]),
-        ),
+        &udp(c4(44).into(), VIP_DNS_V4.into(), 40000, 53, &[0; 1453]),
+    );
+    let frag_needed = |vlans: &[Vlan], packet: &[u8]| {
+        let mut icmp = vec![3, 4, 0, 0, 0, 0];
+        icmp.extend_from_slice(&(u16::from(MTU) - 20).to_be_bytes());
+        icmp.extend_from_slice(&packet[..128]);
+        let sum = checksum(&icmp, 0);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut ip = vec![0x45, 0, 0, 156, 0, 0, 0, 0, 64, IPPROTO_ICMP, 0, 0];
+        ip.extend_from_slice(&VIP_DNS_V4.octets());
+        ip.extend_from_slice(&packet[12..16]);
+        let sum = checksum(&ip, 0);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut reply = ethernet(vlans, ETH_P_IPV4, &cat(&[&ip, &icmp]));
+        reply[..6].copy_from_slice(&MAC_SRC);
+        reply[6..12].copy_from_slice(&MAC_DST);
+        reply
+    };
+    v.push(case(
+        "too big, DF: ICMP fragmentation needed",
+        ethernet(&[], ETH_P_IPV4, &big4),
+        Tx,
+        &[MtuIcmp, Ipv4, FlowMiss],
+        Out::Bytes(frag_needed(&[], &big4)),
+    ));
+    let big4_tagged = ipv4(
+        c4(46),
+        VIP_DNS_V4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(46).into(), VIP_DNS_V4.into(), 40000, 53, &[1; 1453]),
     );
     v.push(case(
-        "encapsulated would exceed the MTU by one byte",
-        big,
+        "too big in QinQ: the answer keeps the tags",
+        ethernet(&[ad, q], ETH_P_IPV4, &big4_tagged),
+        Tx,
+        &[MtuIcmp, Ipv4, VlanTagged, FlowMiss],
+        Out::Bytes(frag_needed(&[ad, q], &big4_tagged)),
+    ));
+    let mut no_df = ipv4(
+        c4(47),
+        VIP_DNS_V4,
+        IPPROTO_UDP,
+        &[],
+        &udp(c4(47).into(), VIP_DNS_V4.into(), 40000, 53, &[0; 1453]),
+    );
+    no_df[6] = 0;
+    fix_ipv4_checksum(&mut no_df);
+    v.push(case(
+        "too big without DF: passed",
+        ethernet(&[], ETH_P_IPV4, &no_df),
         Pass,
         &[MtuExceeded, Ipv4, FlowMiss],
         Out::Same,
+    ));
+    let big6 = ipv6(
+        client6(48),
+        VIP_DNS_V6,
+        IPPROTO_UDP,
+        &udp(client6(48).into(), VIP_DNS_V6.into(), 40000, 53, &[0; 1433]),
+    );
+    let mut ptb = vec![2, 0, 0, 0];
+    ptb.extend_from_slice(&(u32::from(MTU) - 20).to_be_bytes());
+    ptb.extend_from_slice(&big6[..128]);
+    let sum = transport_checksum(VIP_DNS_V6.into(), client6(48).into(), IPPROTO_ICMPV6, &ptb);
+    ptb[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ptb_frame = ethernet(
+        &[],
+        ETH_P_IPV6,
+        &cat(&[
+            &outer_ipv6(VIP_DNS_V6, client6(48), IPPROTO_ICMPV6, 0, 0, ptb.len()),
+            &ptb,
+        ]),
+    );
+    ptb_frame[..6].copy_from_slice(&MAC_SRC);
+    ptb_frame[6..12].copy_from_slice(&MAC_DST);
+    v.push(case(
+        "ipv6 too big: ICMPv6 packet too big",
+        ethernet(&[], ETH_P_IPV6, &big6),
+        Tx,
+        &[MtuIcmp, Ipv6, FlowMiss],
+        Out::Bytes(ptb_frame),
     ));
     let fits = ipv4(
         c4(45),
