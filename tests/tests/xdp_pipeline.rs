@@ -665,7 +665,7 @@ fn cases(lab: &Lab) -> Vec<Case> {
     );
     let frag_needed = |vlans: &[Vlan], packet: &[u8]| {
         let mut icmp = vec![3, 4, 0, 0, 0, 0];
-        icmp.extend_from_slice(&(u16::from(MTU) - 20).to_be_bytes());
+        icmp.extend_from_slice(&(MTU - 20).to_be_bytes());
         icmp.extend_from_slice(&packet[..128]);
         let sum = checksum(&icmp, 0);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
