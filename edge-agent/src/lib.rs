@@ -6,6 +6,7 @@
 //! BGP, the overlay, health checks, netlink and the control logic join it as
 //! their issues land.
 
+pub mod bgp;
 pub mod dataplane;
 pub mod maglev;
 pub mod netns;
