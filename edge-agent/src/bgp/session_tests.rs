@@ -179,10 +179,14 @@ fn hold_time_zero_means_no_keepalives_and_no_hold_timer() {
     assert_eq!(s.poll_timeout(), None);
 }
 
+/// One OPEN error case.
+type OpenCase = (SessionConfig, Open, (u8, u8), Vec<u8>);
+
 #[test]
 fn open_errors_get_their_notifications() {
     let t0 = Instant::now();
-    let cases: Vec<(SessionConfig, Open, (u8, u8), Vec<u8>)> = vec![
+    // (our config, the neighbour's OPEN, expected code/subcode, expected data)
+    let cases: Vec<OpenCase> = vec![
         (config(), peer_open(64497, 90), (2, 2), vec![]),
         (
             config(),
