@@ -5,6 +5,7 @@
 //! upstream routers, mutual TLS to overlay peers) join them as issue 4
 //! proceeds.
 
+pub mod md5;
 pub mod message;
 pub mod rib_out;
 pub mod session;
