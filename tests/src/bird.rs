@@ -78,6 +78,19 @@ impl Bird {
             .unwrap_or_else(|| panic!("birdc `{command}` failed; log:\n{}", self.daemon.log()))
     }
 
+    /// Runs a `birdc` command and returns what it printed, whether or not it
+    /// succeeded (`show route` of an absent prefix exits non-zero).
+    pub fn query(&mut self, command: &str) -> String {
+        self.daemon.assert_running();
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(command.split_whitespace())
+            .output()
+            .unwrap_or_else(|e| panic!("running birdc: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
     /// Waits until `show protocols <name>` reports the session Established.
     pub fn wait_established(&mut self, protocol: &str, timeout: Duration) {
         let socket = self.socket.clone();

@@ -5,6 +5,8 @@
 //! upstream routers, mutual TLS to overlay peers) join them as issue 4
 //! proceeds.
 
+pub mod codec;
+pub mod io;
 pub mod md5;
 pub mod message;
 pub mod rib_out;
