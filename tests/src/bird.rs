@@ -21,11 +21,29 @@ pub struct BgpNeighbor {
     pub address: IpAddr,
     /// Neighbour ASN.
     pub asn: u32,
+    /// Extra statements inside the protocol block (`password "…";`,
+    /// `graceful restart on;`, ...).
+    pub options: String,
+    /// Export every route to the neighbour (default: export none).
+    pub export_all: bool,
+}
+
+impl BgpNeighbor {
+    /// A neighbour importing everything and exporting nothing.
+    pub fn new(name: &str, address: IpAddr, asn: u32) -> Self {
+        BgpNeighbor {
+            name: name.into(),
+            address,
+            asn,
+            options: String::new(),
+            export_all: false,
+        }
+    }
 }
 
 /// A minimal BIRD config: router id, the device protocol, and one BGP
 /// protocol per neighbour with IPv4 and IPv6 unicast channels that import
-/// everything and export nothing.
+/// everything and export nothing (or everything, per neighbour).
 pub fn bgp_config(
     router_id: std::net::Ipv4Addr,
     local_asn: u32,
@@ -34,15 +52,27 @@ pub fn bgp_config(
     let mut config =
         format!("log stderr all;\nrouter id {router_id};\nprotocol device {{ scan time 1; }}\n");
     for n in neighbors {
+        let export = if n.export_all { "all" } else { "none" };
         config.push_str(&format!(
             "protocol bgp {name} {{\n  local as {local_asn};\n  neighbor {addr} as {asn};\n  \
-             connect retry time 1;\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n",
+             connect retry time 1;\n{options}\n  ipv4 {{ import all; export {export}; }};\n  \
+             ipv6 {{ import all; export {export}; }};\n}}\n",
             name = n.name,
             addr = n.address,
             asn = n.asn,
+            options = n.options,
         ));
     }
     config
+}
+
+/// Static IPv4 routes for BIRD to export (blackholes): `protocol static`.
+pub fn static_routes(prefixes: &[&str]) -> String {
+    let routes: String = prefixes
+        .iter()
+        .map(|p| format!("  route {p} blackhole;\n"))
+        .collect();
+    format!("protocol static {{\n  ipv4;\n{routes}}}\n")
 }
 
 impl Bird {

@@ -59,11 +59,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     isp.add_addr("isp0", &format!("{}/64", underlay_v6(1)));
     edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
     edge.add_addr("up0", &format!("{}/64", underlay_v6(2)));
-    let neighbor = BgpNeighbor {
-        name: "edge".into(),
-        address: underlay_v4(2).into(),
-        asn: CDN_ASN,
-    };
+    let neighbor = BgpNeighbor::new("edge", underlay_v4(2).into(), CDN_ASN);
     let mut bird = Bird::start(&isp, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]));
 
     let (commands, mut command_rx) = mpsc::channel(16);

@@ -52,11 +52,7 @@ fn bird_peers_with_bird_across_a_veth() {
     veth(&left, "isp0", &right, "isp1");
     left.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
     right.add_addr("isp1", &format!("{}/30", underlay_v4(2)));
-    let peer = |asn: u32, addr| BgpNeighbor {
-        name: "peer".into(),
-        address: addr,
-        asn,
-    };
+    let peer = |asn: u32, addr| BgpNeighbor::new("peer", addr, asn);
     let mut a = Bird::start(
         &left,
         &bgp_config(

@@ -1,0 +1,284 @@
+//! The neighbour runner against real BIRD 2: TCP MD5 with the right and the
+//! wrong key, Cease when BIRD sends more prefixes than allowed, and
+//! graceful restart keeping our routes at BIRD through an abrupt restart.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use edge_agent::bgp::{
+    io::{Command, Status},
+    message::{Family, Prefix},
+    neighbor::{self, NeighborConfig},
+    rib_out::{OriginAttrs, Origination},
+    session::{DownReason, GracefulRestart, SessionConfig, State},
+};
+use edge_tests::{
+    bird::{BgpNeighbor, Bird, bgp_config, static_routes},
+    netns::{Netns, veth},
+    plan::{CDN_ASN, ISP_ASNS, underlay_v4},
+    privilege::require_root,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+const V4: Prefix = Prefix::V4 {
+    addr: Ipv4Addr::new(203, 0, 113, 0),
+    len: 24,
+};
+
+/// A neighbour runner on its own thread and runtime, inside a namespace.
+struct Speaker {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    crash: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Speaker {
+    fn spawn(ns: &Netns, config: NeighborConfig) -> Self {
+        let (commands, command_rx) = mpsc::channel(16);
+        let (status_tx, status) = watch::channel(Status::default());
+        let (crash, crash_rx) = oneshot::channel::<()>();
+        let name = ns.name().to_owned();
+        let thread = std::thread::spawn(move || {
+            edge_agent::netns::enter(&name).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                tokio::select! {
+                    () = neighbor::run(config, command_rx, status_tx) => {}
+                    // A crash: everything is dropped, no NOTIFICATION, the socket just closes.
+                    _ = crash_rx => {}
+                }
+            });
+        });
+        Speaker {
+            commands,
+            status,
+            crash: Some(crash),
+            thread: Some(thread),
+        }
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&Status) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check(&self.status.borrow()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.status.borrow()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn crash(mut self) {
+        let _ = self.crash.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        if let Some(crash) = self.crash.take() {
+            let _ = crash.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn config(
+    md5_key: Option<&[u8]>,
+    max_prefixes: Option<u32>,
+    graceful_restart: Option<GracefulRestart>,
+) -> NeighborConfig {
+    NeighborConfig {
+        session: SessionConfig {
+            local_as: CDN_ASN,
+            peer_as: ISP_ASNS[0],
+            bgp_id: Ipv4Addr::new(192, 0, 2, 1),
+            hold_time: 90,
+            connect_retry: Duration::from_secs(1),
+            passive: false,
+            families: vec![Family::IPV4_UNICAST],
+            graceful_restart,
+            max_prefixes,
+        },
+        peer: SocketAddr::new(underlay_v4(1).into(), 179),
+        local: Some(underlay_v4(2).into()),
+        md5_key: md5_key.map(<[u8]>::to_vec),
+        origination: Origination {
+            local_as: CDN_ASN,
+            ebgp: true,
+            next_hop_v4: Some(underlay_v4(2)),
+            next_hop_v6: None,
+        },
+    }
+}
+
+/// An ISP namespace with BIRD and an edge namespace, joined by a veth.
+fn world(options: &str, export_all: bool, extra: &str) -> (Netns, Netns, Bird) {
+    let (isp, edge) = (Netns::new(), Netns::new());
+    veth(&isp, "isp0", &edge, "up0");
+    isp.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
+    edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
+    let neighbor = BgpNeighbor {
+        options: options.into(),
+        export_all,
+        ..BgpNeighbor::new("edge", underlay_v4(2).into(), CDN_ASN)
+    };
+    let bird = Bird::start(
+        &isp,
+        &(bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]) + extra),
+    );
+    (isp, edge, bird)
+}
+
+fn established(s: &Status) -> bool {
+    s.state == Some(State::Established)
+}
+
+#[test]
+fn tcp_md5_right_key_establishes_wrong_key_never_does() {
+    if !require_root("tcp_md5_right_key_establishes_wrong_key_never_does") {
+        return;
+    }
+    let (_isp, edge, _bird) = world("  password \"upstream-secret\";", false, "");
+    let wrong = Speaker::spawn(&edge, config(Some(b"not-the-secret"), None, None));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !established(&wrong.status.borrow()),
+        "a wrong key must never establish"
+    );
+    wrong.crash();
+    let none = Speaker::spawn(&edge, config(None, None, None));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !established(&none.status.borrow()),
+        "no key must never establish"
+    );
+    none.crash();
+    let right = Speaker::spawn(&edge, config(Some(b"upstream-secret"), None, None));
+    right.wait_for(
+        "Established with the right key",
+        Duration::from_secs(10),
+        established,
+    );
+}
+
+#[test]
+fn too_many_prefixes_from_the_peer_cease() {
+    if !require_root("too_many_prefixes_from_the_peer_cease") {
+        return;
+    }
+    let routes = static_routes(&["198.18.1.0/24", "198.18.2.0/24", "198.18.3.0/24"]);
+    let (_isp, edge, mut bird) = world("", true, &routes);
+    let speaker = Speaker::spawn(&edge, config(None, Some(2), None));
+    speaker.wait_for("the max-prefix Cease", Duration::from_secs(10), |s| {
+        matches!(&s.last_down, Some(DownReason::NotificationSent(n)) if (n.code, n.subcode) == (6, 1))
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let protocol = bird.query("show protocols all edge");
+        if protocol.contains("Maximum number of prefixes reached") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "BIRD did not see the Cease:\n{protocol}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
+    if !require_root("graceful_restart_keeps_our_routes_at_bird_through_a_restart") {
+        return;
+    }
+    let (_isp, edge, mut bird) = world("  graceful restart on;", false, "");
+    let gr = GracefulRestart {
+        restart_time: 60,
+        restarted: false,
+    };
+    let first = Speaker::spawn(&edge, config(None, None, Some(gr)));
+    first.wait_for("Established", Duration::from_secs(10), established);
+    first
+        .commands
+        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
+        .unwrap();
+    let has_route = |bird: &mut Bird| {
+        bird.query("show route 203.0.113.0/24")
+            .contains("203.0.113.0/24")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_route(&mut bird) {
+        assert!(Instant::now() < deadline, "route never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The agent dies: no NOTIFICATION, the connection just closes.
+    first.crash();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            has_route(&mut bird),
+            "BIRD dropped our route during the restart:\n{}",
+            bird.query("show protocols all edge")
+        );
+    }
+
+    // The agent is back, with the restart bit set; the route never left.
+    let second = Speaker::spawn(
+        &edge,
+        config(
+            None,
+            None,
+            Some(GracefulRestart {
+                restarted: true,
+                ..gr
+            }),
+        ),
+    );
+    second
+        .commands
+        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
+        .unwrap();
+    second.wait_for("Established again", Duration::from_secs(10), established);
+    for _ in 0..10 {
+        assert!(has_route(&mut bird), "route lost after the restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // BIRD keeps stale routes only until End-of-RIB: ours is fresh now.
+    let route = bird.query("show route all 203.0.113.0/24");
+    assert!(!route.to_lowercase().contains("stale"), "{route}");
+
+    // Without graceful restart, the same crash loses the route: the control.
+    let (_isp2, edge2, mut bird2) = world("", false, "");
+    let plain = Speaker::spawn(&edge2, config(None, None, None));
+    plain.wait_for("Established", Duration::from_secs(10), established);
+    plain
+        .commands
+        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_route(&mut bird2) {
+        assert!(Instant::now() < deadline, "route never arrived (control)");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    plain.crash();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_route(&mut bird2) {
+        assert!(
+            Instant::now() < deadline,
+            "without graceful restart the route should go"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
