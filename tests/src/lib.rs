@@ -7,10 +7,11 @@
 //!   removed on drop, so also when a test panics, and reaped when a test
 //!   process died without dropping them.
 //! - [`pins`]: a private bpffs pin directory per test, removed on drop.
-//! - [`daemon`] and [`bird`]: real peers started from generated config,
+//! - [`daemon`], [`bird`] and [`gobgp`]: real peers started from generated config,
 //!   killed on drop.
 //! - [`fixture`]: a configured data plane in a namespace (pipeline tests, benchmarks).
 //! - [`packet`]: crafted Ethernet/VLAN/IPv4/IPv6/UDP/TCP frames.
+//! - [`speaker`]: the BGP neighbour runner on its own thread, in a namespace.
 //! - [`raw`]: hand-made frames out of an interface (packet socket).
 //! - [`testrun`]: `BPF_PROG_TEST_RUN` on a program fd: action and output
 //!   bytes, and timing against the empty program in the same run.
@@ -23,10 +24,12 @@ pub mod command;
 pub mod counters;
 pub mod daemon;
 pub mod fixture;
+pub mod gobgp;
 pub mod netns;
 pub mod packet;
 pub mod pins;
 pub mod plan;
 pub mod privilege;
 pub mod raw;
+pub mod speaker;
 pub mod testrun;

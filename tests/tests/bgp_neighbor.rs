@@ -4,14 +4,13 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use edge_agent::bgp::{
     io::{Command, Status},
     message::{Family, Prefix},
-    neighbor::{self, NeighborConfig},
+    neighbor::NeighborConfig,
     rib_out::{OriginAttrs, Origination},
     session::{DownReason, GracefulRestart, SessionConfig, State},
 };
@@ -20,78 +19,13 @@ use edge_tests::{
     netns::{Netns, veth},
     plan::{CDN_ASN, ISP_ASNS, underlay_v4},
     privilege::require_root,
+    speaker::Speaker,
 };
-use tokio::sync::{mpsc, oneshot, watch};
 
 const V4: Prefix = Prefix::V4 {
     addr: Ipv4Addr::new(203, 0, 113, 0),
     len: 24,
 };
-
-/// A neighbour runner on its own thread and runtime, inside a namespace.
-struct Speaker {
-    commands: mpsc::Sender<Command>,
-    status: watch::Receiver<Status>,
-    crash: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Speaker {
-    fn spawn(ns: &Netns, config: NeighborConfig) -> Self {
-        let (commands, command_rx) = mpsc::channel(16);
-        let (status_tx, status) = watch::channel(Status::default());
-        let (crash, crash_rx) = oneshot::channel::<()>();
-        let name = ns.name().to_owned();
-        let thread = std::thread::spawn(move || {
-            edge_agent::netns::enter(&name).unwrap();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                tokio::select! {
-                    () = neighbor::run(config, command_rx, status_tx) => {}
-                    // A crash: everything is dropped, no NOTIFICATION, the socket just closes.
-                    _ = crash_rx => {}
-                }
-            });
-        });
-        Speaker {
-            commands,
-            status,
-            crash: Some(crash),
-            thread: Some(thread),
-        }
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&Status) -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !check(&self.status.borrow()) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {:?}",
-                self.status.borrow()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn crash(mut self) {
-        let _ = self.crash.take().unwrap().send(());
-        self.thread.take().unwrap().join().unwrap();
-    }
-}
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        if let Some(crash) = self.crash.take() {
-            let _ = crash.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 fn config(
     md5_key: Option<&[u8]>,
