@@ -216,3 +216,59 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_frozen_speaker_loses_its_session_to_the_hold_timer_and_comes_back() {
+    if !require_root("a_frozen_speaker_loses_its_session_to_the_hold_timer_and_comes_back") {
+        return;
+    }
+    // BIRD waits 60 s after an error before talking again by default; 1 s here.
+    let (_isp, edge, mut bird) = world("  hold time 3;\n  keepalive time 1;\n  error wait time 1, 5;", false, "");
+    let mut speaker = edge
+        .command(env!("CARGO_BIN_EXE_edge-bgp-speaker"))
+        .args([
+            "198.51.100.1",
+            "64496",
+            "64500",
+            "90",
+            "198.51.100.2",
+            "203.0.113.0/24",
+        ])
+        .spawn()
+        .expect("start the speaker process");
+    let has_route = |bird: &mut Bird| {
+        bird.query("show route 203.0.113.0/24")
+            .contains("203.0.113.0/24")
+    };
+    let wait = |bird: &mut Bird, what: &str, want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while has_route(bird) != want {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                bird.query("show protocols all edge")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait(&mut bird, "the route", true);
+    let pid = speaker.id() as i32;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let frozen = Instant::now();
+    wait(&mut bird, "the hold timer to expire", false);
+    let after = frozen.elapsed();
+    assert!(
+        after >= Duration::from_secs(2),
+        "the route went after {after:?}, before the 3 s hold time"
+    );
+    assert!(
+        bird.query("show protocols all edge")
+            .contains("Hold timer expired")
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    wait(&mut bird, "the route after the speaker thawed", true);
+    let _ = speaker.kill();
+    let _ = speaker.wait();
+}

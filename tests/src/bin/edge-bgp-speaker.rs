@@ -1,0 +1,67 @@
+//! A BGP speaker process for tests that need one they can freeze or kill:
+//! runs one neighbour and announces the given prefixes until killed.
+//!
+//! Usage: `edge-bgp-speaker PEER_ADDR PEER_AS LOCAL_AS HOLD_SECONDS NEXT_HOP PREFIX/LEN...`
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use edge_agent::bgp::{
+    io::{Command, Status},
+    message::{Family, Prefix},
+    neighbor::{self, NeighborConfig},
+    rib_out::{OriginAttrs, Origination},
+    session::SessionConfig,
+};
+use tokio::sync::{mpsc, watch};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [peer, peer_as, local_as, hold, next_hop, prefixes @ ..] = args.as_slice() else {
+        return Err("usage: edge-bgp-speaker PEER_ADDR PEER_AS LOCAL_AS HOLD_SECONDS NEXT_HOP PREFIX/LEN...".into());
+    };
+    let next_hop: Ipv4Addr = next_hop.parse()?;
+    let mut announce = Vec::new();
+    for p in prefixes {
+        let (addr, len) = p.split_once('/').ok_or("prefixes are ADDR/LEN")?;
+        announce.push(Prefix::V4 {
+            addr: addr.parse()?,
+            len: len.parse()?,
+        });
+    }
+    let config = NeighborConfig {
+        session: SessionConfig {
+            local_as: local_as.parse()?,
+            peer_as: peer_as.parse()?,
+            bgp_id: Ipv4Addr::new(192, 0, 2, 1),
+            hold_time: hold.parse()?,
+            connect_retry: Duration::from_secs(1),
+            passive: false,
+            families: vec![Family::IPV4_UNICAST],
+            graceful_restart: None,
+            max_prefixes: None,
+        },
+        peer: SocketAddr::new(peer.parse::<IpAddr>()?, 179),
+        local: None,
+        md5_key: None,
+        origination: Origination {
+            local_as: local_as.parse()?,
+            ebgp: true,
+            next_hop_v4: Some(next_hop),
+            next_hop_v6: None,
+        },
+    };
+    let (commands, command_rx) = mpsc::channel(announce.len().max(1));
+    for prefix in announce {
+        commands.try_send(Command::Announce(prefix, OriginAttrs::default()))?;
+    }
+    let (status, _) = watch::channel(Status::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(neighbor::run(config, command_rx, status));
+    drop(commands);
+    Ok(())
+}
