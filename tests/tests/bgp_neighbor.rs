@@ -223,7 +223,11 @@ fn a_frozen_speaker_loses_its_session_to_the_hold_timer_and_comes_back() {
         return;
     }
     // BIRD waits 60 s after an error before talking again by default; 1 s here.
-    let (_isp, edge, mut bird) = world("  hold time 3;\n  keepalive time 1;\n  error wait time 1, 5;", false, "");
+    let (_isp, edge, mut bird) = world(
+        "  hold time 3;\n  keepalive time 1;\n  error wait time 1, 5;",
+        false,
+        "",
+    );
     let mut speaker = edge
         .command(env!("CARGO_BIN_EXE_edge-bgp-speaker"))
         .args([

@@ -99,6 +99,9 @@ async fn connect(config: &NeighborConfig) -> io::Result<TcpStream> {
     if let Some(local) = config.local {
         socket.bind(SocketAddr::new(local, 0))?;
     }
+    // Without it, an UPDATE right after another (a withdrawal after an
+    // announcement) waits for the neighbour's delayed ACK: tens of ms.
+    socket.set_nodelay(true)?;
     match tokio::time::timeout(config.session.connect_retry, socket.connect(config.peer)).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(

@@ -1,0 +1,249 @@
+//! BGP speaker figures: UPDATE encode and decode rates (pure code), and the
+//! time from an announce or withdraw call to the UPDATE on the wire toward a
+//! real BIRD, seen by a packet socket on the speaker's interface.
+//!
+//! Run with `cargo xtask bench bgp` (root, for the namespaces).
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use edge_agent::bgp::{
+    codec::{CodecOptions, decode, encode, pack_updates},
+    io::Command,
+    message::{AsSegment, Attributes, Family, Message, Origin, Prefix},
+    neighbor::NeighborConfig,
+    rib_out::{OriginAttrs, Origination},
+    session::{SessionConfig, State},
+};
+use edge_tests::{
+    bird::{BgpNeighbor, Bird, bgp_config},
+    netns::{Netns, veth},
+    plan::{CDN_ASN, ISP_ASNS, underlay_v4},
+    speaker::Speaker,
+};
+
+fn main() {
+    codec_rates();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "the wire-latency part needs network namespaces: run as root (`cargo xtask bench bgp`)"
+        );
+        std::process::exit(1);
+    }
+    wire_latency();
+}
+
+fn codec_rates() {
+    let options = CodecOptions {
+        four_octet_as: true,
+    };
+    let attrs = Attributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(vec![AsSegment::Sequence(vec![CDN_ASN])]),
+        next_hop: Some(Ipv4Addr::new(198, 51, 100, 2)),
+        communities: vec![CDN_ASN << 16 | 7],
+        ..Attributes::default()
+    };
+    let v4: Vec<Prefix> = (0..10_000u32)
+        .map(|i| Prefix::V4 {
+            addr: Ipv4Addr::from(0x0a00_0000 + (i << 8)),
+            len: 24,
+        })
+        .collect();
+    let v6: Vec<Prefix> = (0..10_000u16)
+        .map(|i| Prefix::V6 {
+            addr: Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 0),
+            len: 48,
+        })
+        .collect();
+    let hop = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2).octets();
+    let all: Vec<Prefix> = v4.iter().chain(&v6).copied().collect();
+    let messages: Vec<Message> = pack_updates(&attrs, &all, &[], &hop, &options)
+        .unwrap()
+        .into_iter()
+        .map(Message::Update)
+        .collect();
+    let rounds = 50;
+    let start = Instant::now();
+    let mut wire = Vec::new();
+    for _ in 0..rounds {
+        wire.clear();
+        for m in &messages {
+            encode(m, &options, &mut wire).unwrap();
+        }
+    }
+    let encode_time = start.elapsed();
+    let start = Instant::now();
+    let mut decoded_prefixes = 0;
+    for _ in 0..rounds {
+        let mut at = 0;
+        while let Some(d) = decode(&wire[at..], &options).unwrap() {
+            at += d.len;
+            if let Message::Update(u) = d.message {
+                decoded_prefixes +=
+                    u.nlri.len() + u.attributes.mp_reach.map_or(0, |r| r.nlri.len());
+            }
+        }
+    }
+    let decode_time = start.elapsed();
+    assert_eq!(decoded_prefixes, rounds * all.len());
+    let n = (rounds * messages.len()) as f64;
+    let p = (rounds * all.len()) as f64;
+    println!(
+        "UPDATE codec, {} messages packing {} prefixes (IPv4 /24 and IPv6 /48), {rounds} rounds:\n",
+        messages.len(),
+        all.len()
+    );
+    println!("| | messages/s | prefixes/s |\n|---|---:|---:|");
+    println!(
+        "| encode | {:.0} | {:.0} |",
+        n / encode_time.as_secs_f64(),
+        p / encode_time.as_secs_f64()
+    );
+    println!(
+        "| decode | {:.0} | {:.0} |\n",
+        n / decode_time.as_secs_f64(),
+        p / decode_time.as_secs_f64()
+    );
+}
+
+/// A packet socket on `dev` of the calling thread's namespace.
+fn capture(dev: &str) -> OwnedFd {
+    // SAFETY: plain socket(2); ETH_P_ALL in network order.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            (libc::ETH_P_ALL as u16).to_be() as i32,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let name = std::ffi::CString::new(dev).unwrap();
+    // SAFETY: NUL-terminated name; an all-zero sockaddr_ll completed below.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: NUL-terminated name, resolved in this thread's namespace.
+    addr.sll_ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
+    // SAFETY: valid sockaddr_ll for the call.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    fd
+}
+
+/// Waits for an outgoing BGP UPDATE in an IPv4/TCP frame on `fd`.
+fn next_update(fd: &OwnedFd) -> Instant {
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let now = Instant::now();
+        let Ok(n) = usize::try_from(n) else { continue };
+        let frame = &buf[..n];
+        if n < 14 + 20 + 20 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 6 {
+            continue;
+        }
+        let ip = usize::from(frame[14] & 0x0f) * 4;
+        let tcp = 14 + ip;
+        let payload = tcp + usize::from(frame[tcp + 12] >> 4) * 4;
+        if frame.len() > payload + 19
+            && frame[payload..payload + 16].iter().all(|b| *b == 0xff)
+            && frame[payload + 18] == 2
+        {
+            return now;
+        }
+    }
+}
+
+fn wire_latency() {
+    let (isp, edge) = (Netns::new(), Netns::new());
+    veth(&isp, "isp0", &edge, "up0");
+    isp.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
+    edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
+    let _bird = Bird::start(
+        &isp,
+        &bgp_config(
+            underlay_v4(1),
+            ISP_ASNS[0],
+            &[BgpNeighbor::new("edge", underlay_v4(2).into(), CDN_ASN)],
+        ),
+    );
+    let speaker = Speaker::spawn(
+        &edge,
+        NeighborConfig {
+            session: SessionConfig {
+                local_as: CDN_ASN,
+                peer_as: ISP_ASNS[0],
+                bgp_id: Ipv4Addr::new(192, 0, 2, 1),
+                hold_time: 90,
+                connect_retry: Duration::from_secs(1),
+                passive: false,
+                families: vec![Family::IPV4_UNICAST],
+                graceful_restart: None,
+                max_prefixes: None,
+            },
+            peer: SocketAddr::new(underlay_v4(1).into(), 179),
+            local: None,
+            md5_key: None,
+            origination: Origination {
+                local_as: CDN_ASN,
+                ebgp: true,
+                next_hop_v4: Some(underlay_v4(2)),
+                next_hop_v6: None,
+            },
+        },
+    );
+    speaker.wait_for("Established", Duration::from_secs(15), |s| {
+        s.state == Some(State::Established)
+    });
+    let fd = edge.run(|| capture("up0"));
+    let prefix = Prefix::V4 {
+        addr: Ipv4Addr::new(203, 0, 113, 0),
+        len: 24,
+    };
+    let (mut announce, mut withdraw) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        for (command, samples) in [
+            (
+                Command::Announce(prefix, OriginAttrs::default()),
+                &mut announce,
+            ),
+            (Command::Withdraw(prefix), &mut withdraw),
+        ] {
+            let start = Instant::now();
+            speaker.commands.blocking_send(command).unwrap();
+            samples.push(next_update(&fd) - start);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    println!(
+        "Call to UPDATE on the wire toward BIRD (packet socket on the speaker's interface), 200 each:\n"
+    );
+    println!("| command | median | p99 | max |\n|---|---:|---:|---:|");
+    for (name, samples) in [("announce", &mut announce), ("withdraw", &mut withdraw)] {
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+        println!(
+            "| {name} | {:?} | {:?} | {:?} |",
+            at(0.5),
+            at(0.99),
+            samples[samples.len() - 1]
+        );
+    }
+}
