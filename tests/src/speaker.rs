@@ -9,10 +9,10 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{Command, Status},
+    io::{Command, Event, Status, Telemetry},
     neighbor::{self, NeighborConfig},
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::netns::Netns;
 
@@ -22,15 +22,29 @@ pub struct Speaker {
     pub commands: mpsc::Sender<Command>,
     /// The neighbour's status.
     pub status: watch::Receiver<Status>,
+    /// The neighbour's events, from the start.
+    pub events: broadcast::Receiver<Event>,
     crash: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Speaker {
-    /// Runs a neighbour with `config` inside `ns`.
+    /// Runs a neighbour with `config` inside `ns`, connecting out only.
     pub fn spawn(ns: &Netns, config: NeighborConfig) -> Self {
+        Self::spawn_listening(ns, config, None)
+    }
+
+    /// Runs a neighbour with `config` inside `ns`; with `listen`, it also
+    /// accepts the neighbour's connections on that address (with the MD5
+    /// key, if any).
+    pub fn spawn_listening(
+        ns: &Netns,
+        config: NeighborConfig,
+        listen: Option<std::net::SocketAddr>,
+    ) -> Self {
         let (commands, command_rx) = mpsc::channel(16);
-        let (status_tx, status) = watch::channel(Status::default());
+        let (telemetry, status) = Telemetry::new();
+        let events = telemetry.events.subscribe();
         let (crash, crash_rx) = oneshot::channel::<()>();
         let name = ns.name().to_owned();
         let thread = std::thread::spawn(move || {
@@ -40,8 +54,19 @@ impl Speaker {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
+                let (inbound, inbound_rx) = mpsc::channel(4);
+                if let Some(addr) = listen {
+                    let keys: Vec<_> = config
+                        .md5_key
+                        .iter()
+                        .map(|k| (config.peer.ip(), k.clone()))
+                        .collect();
+                    let listener = neighbor::bind(addr, &keys).expect("listen for the neighbour");
+                    let routes = [(config.peer.ip(), inbound)].into_iter().collect();
+                    tokio::spawn(neighbor::listen(listener, routes));
+                }
                 tokio::select! {
-                    () = neighbor::run(config, command_rx, status_tx) => {}
+                    () = neighbor::run(config, command_rx, inbound_rx, telemetry) => {}
                     // A crash: everything is dropped, no NOTIFICATION, the socket just closes.
                     _ = crash_rx => {}
                 }
@@ -50,6 +75,7 @@ impl Speaker {
         Speaker {
             commands,
             status,
+            events,
             crash: Some(crash),
             thread: Some(thread),
         }

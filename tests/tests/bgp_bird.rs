@@ -10,7 +10,7 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{self, Command, Status},
+    io::{self, Command, Ended, Telemetry},
     message::{Family, Prefix},
     rib_out::{OriginAttrs, Origination, RibOut},
     session::{Input, Session, SessionConfig, State},
@@ -21,7 +21,7 @@ use edge_tests::{
     plan::{CDN_ASN, ISP_ASNS, underlay_v4, underlay_v6},
     privilege::require_root,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 const V4: Prefix = Prefix::V4 {
     addr: Ipv4Addr::new(203, 0, 113, 0),
@@ -63,7 +63,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     let mut bird = Bird::start(&isp, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]));
 
     let (commands, mut command_rx) = mpsc::channel(16);
-    let (status_tx, status) = watch::channel(Status::default());
+    let (telemetry, status) = Telemetry::new();
     let edge_name = edge.name().to_owned();
     let speaker = std::thread::spawn(move || {
         edge_agent::netns::enter(&edge_name).unwrap();
@@ -95,15 +95,23 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
                 next_hop_v6: Some((underlay_v6(2), None)),
             };
             let mut rib = RibOut::default();
-            io::run(
+            // This test drives one connection directly: no inbound ones.
+            let (_inbound, mut inbound_rx) = mpsc::channel(1);
+            let ended = io::run(
                 stream,
+                true,
+                &mut inbound_rx,
                 &mut session,
                 &mut rib,
                 &origination,
                 &mut command_rx,
-                &status_tx,
+                &telemetry,
             )
-            .await
+            .await;
+            match ended {
+                Ended::Down(reason) => reason,
+                Ended::Collision(_) => panic!("no collision was possible"),
+            }
         })
     });
     let established = Instant::now() + Duration::from_secs(15);

@@ -1,14 +1,15 @@
 //! The neighbour runner against real BIRD 2: TCP MD5 with the right and the
 //! wrong key, Cease when BIRD sends more prefixes than allowed, and
-//! graceful restart keeping our routes at BIRD through an abrupt restart.
+//! graceful restart keeping our routes at BIRD through an abrupt restart,
+//! a frozen speaker, passive mode and collisions, and an IPv6 transport.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     time::{Duration, Instant},
 };
 
 use edge_agent::bgp::{
-    io::{Command, Status},
+    io::{Command, Event, Status},
     message::{Family, Prefix},
     neighbor::NeighborConfig,
     rib_out::{OriginAttrs, Origination},
@@ -17,7 +18,7 @@ use edge_agent::bgp::{
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config, static_routes},
     netns::{Netns, veth},
-    plan::{CDN_ASN, ISP_ASNS, underlay_v4},
+    plan::{CDN_ASN, ISP_ASNS, underlay_v4, underlay_v6},
     privilege::require_root,
     speaker::Speaker,
 };
@@ -275,4 +276,156 @@ fn a_frozen_speaker_loses_its_session_to_the_hold_timer_and_comes_back() {
     wait(&mut bird, "the route after the speaker thawed", true);
     let _ = speaker.kill();
     let _ = speaker.wait();
+}
+
+/// Waits until BIRD has (or no longer has) our 203.0.113.0/24.
+fn wait_route(bird: &mut Bird, want: bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bird
+        .query("show route 203.0.113.0/24")
+        .contains("203.0.113.0/24")
+        != want
+    {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            bird.query("show protocols all edge")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_passive_speaker_accepts_birds_connection_only() {
+    if !require_root("a_passive_speaker_accepts_birds_connection_only") {
+        return;
+    }
+    let (_isp, edge, mut bird) = world("", false, "");
+    let mut passive = config(None, None, None);
+    passive.session.passive = true;
+    let listen = SocketAddr::new(underlay_v4(2).into(), 179);
+    let mut speaker = Speaker::spawn_listening(&edge, passive, Some(listen));
+    speaker.wait_for(
+        "BIRD's connection to reach Established",
+        Duration::from_secs(10),
+        established,
+    );
+    speaker
+        .commands
+        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
+        .unwrap();
+    wait_route(&mut bird, true, "the route over the accepted session");
+    // Passive: we never connected, so there was nothing to collide with.
+    assert_eq!(speaker.status.borrow().collisions, 0);
+    // The events tell the story in order: Active (waiting), then the
+    // accepted connection through OpenSent and OpenConfirm to Established.
+    let mut states = Vec::new();
+    while let Ok(event) = speaker.events.try_recv() {
+        if let Event::StateChanged { to, .. } = event {
+            states.push(to);
+        }
+    }
+    assert_eq!(
+        states,
+        [
+            State::Active,
+            State::OpenSent,
+            State::OpenConfirm,
+            State::Established
+        ]
+    );
+    speaker
+        .commands
+        .blocking_send(Command::Shutdown("maintenance".into()))
+        .unwrap();
+    wait_route(&mut bird, false, "the withdrawal");
+    speaker.wait_for("the Cease", Duration::from_secs(5), |s| {
+        s.last_down == Some(DownReason::Stopped)
+    });
+}
+
+#[test]
+fn both_sides_connecting_settle_on_one_stable_session() {
+    if !require_root("both_sides_connecting_settle_on_one_stable_session") {
+        return;
+    }
+    let (_isp, edge, mut bird) = world("", false, "");
+    let listen = SocketAddr::new(underlay_v4(2).into(), 179);
+    let speaker = Speaker::spawn_listening(&edge, config(None, None, None), Some(listen));
+    speaker.wait_for("Established", Duration::from_secs(10), established);
+    speaker
+        .commands
+        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
+        .unwrap();
+    wait_route(&mut bird, true, "the route");
+    // Whichever connection won, exactly one session stays up: no flapping
+    // between the two connections.
+    std::thread::sleep(Duration::from_secs(3));
+    let status = speaker.status.borrow().clone();
+    assert!(established(&status), "{status:?}");
+    assert_eq!(status.established_count, 1, "{status:?}");
+    assert!(
+        bird.query("show protocols edge").contains("Established"),
+        "{}",
+        bird.query("show protocols all edge")
+    );
+}
+
+#[test]
+fn a_session_over_ipv6_transport_announces_a_48_at_bird() {
+    if !require_root("a_session_over_ipv6_transport_announces_a_48_at_bird") {
+        return;
+    }
+    let (isp, edge) = (Netns::new(), Netns::new());
+    veth(&isp, "isp0", &edge, "up0");
+    isp.add_addr("isp0", &format!("{}/64", underlay_v6(1)));
+    edge.add_addr("up0", &format!("{}/64", underlay_v6(2)));
+    let neighbor = BgpNeighbor::new("edge", underlay_v6(2).into(), CDN_ASN);
+    let mut bird = Bird::start(&isp, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]));
+    let mut over_v6 = config(None, None, None);
+    over_v6.session.families = vec![Family::IPV6_UNICAST];
+    over_v6.peer = SocketAddr::new(underlay_v6(1).into(), 179);
+    over_v6.local = Some(underlay_v6(2).into());
+    over_v6.origination.next_hop_v6 = Some((underlay_v6(2), None));
+    let speaker = Speaker::spawn(&edge, over_v6);
+    speaker.wait_for(
+        "Established over IPv6",
+        Duration::from_secs(15),
+        established,
+    );
+    let v6 = Prefix::V6 {
+        addr: Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0),
+        len: 48,
+    };
+    speaker
+        .commands
+        .blocking_send(Command::Announce(v6, OriginAttrs::default()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let route = bird.query("show route all 2001:db8:ac::/48");
+        if route.contains("2001:db8:ac::/48") {
+            let next_hop = underlay_v6(2).to_string();
+            assert!(route.contains(&next_hop), "next hop: {route}");
+            assert!(
+                route.contains(&format!("BGP.as_path: {CDN_ASN}")),
+                "{route}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the /48 never arrived:\n{route}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    speaker
+        .commands
+        .blocking_send(Command::Withdraw(v6))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bird
+        .query("show route 2001:db8:ac::/48")
+        .contains("2001:db8:ac::/48")
+    {
+        assert!(Instant::now() < deadline, "the withdrawal never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -5,21 +5,22 @@
 //! again on every new one.
 
 use std::{
+    collections::HashMap,
     io,
     net::{IpAddr, SocketAddr},
     time::Instant,
 };
 
 use tokio::{
-    net::{TcpSocket, TcpStream},
-    sync::{mpsc, watch},
+    net::{TcpListener, TcpSocket, TcpStream},
+    sync::mpsc,
 };
 
 use super::{
-    io::{self as session_io, Command, Status},
+    io::{self as session_io, Command, Ended, Telemetry},
     md5,
     rib_out::{Origination, RibOut},
-    session::{Action, DownReason, Input, Session, SessionConfig},
+    session::{Action, DownReason, Input, Session, SessionConfig, State},
 };
 
 /// How to reach one neighbour and what to tell it.
@@ -38,44 +39,74 @@ pub struct NeighborConfig {
 }
 
 /// Runs the neighbour until [`Command::Shutdown`] (or the command channel
-/// closing) has withdrawn everything and ended the session.
+/// closing) has withdrawn everything and ended the session. Connections the
+/// neighbour opens to us arrive on `inbound` (see [`listen`]); a passive
+/// neighbour only uses those, an active one also connects, and collisions
+/// between the two are resolved as RFC 4271 section 6.8 says.
 pub async fn run(
     config: NeighborConfig,
     mut commands: mpsc::Receiver<Command>,
-    status: watch::Sender<Status>,
+    mut inbound: mpsc::Receiver<TcpStream>,
+    telemetry: Telemetry,
 ) {
     let mut session = Session::new(config.session.clone());
     let mut rib = RibOut::default();
     session.handle(Input::Start, Instant::now());
+    // The next connection to run a session on: (stream, initiated by us).
+    let mut next: Option<(TcpStream, bool)> = None;
     loop {
+        if let Some((stream, ours)) = next.take() {
+            let ended = session_io::run(
+                stream,
+                ours,
+                &mut inbound,
+                &mut session,
+                &mut rib,
+                &config.origination,
+                &mut commands,
+                &telemetry,
+            )
+            .await;
+            rib.reset();
+            match ended {
+                Ended::Down(DownReason::Stopped) => return,
+                Ended::Down(_) => {}
+                Ended::Collision(winner) => {
+                    // A fresh session on the winner; its Connect is moot.
+                    session = Session::new(config.session.clone());
+                    session.handle(Input::Start, Instant::now());
+                    report_all(&mut session, &telemetry);
+                    next = Some((winner, false));
+                    continue;
+                }
+            }
+        }
         while let Some(action) = session.poll_action() {
             match action {
                 Action::Connect => match connect(&config).await {
-                    Ok(stream) => {
-                        let reason = session_io::run(
-                            stream,
-                            &mut session,
-                            &mut rib,
-                            &config.origination,
-                            &mut commands,
-                            &status,
-                        )
-                        .await;
-                        rib.reset();
-                        if reason == DownReason::Stopped {
-                            return;
-                        }
-                    }
+                    Ok(stream) => next = Some((stream, true)),
                     Err(_) => session.handle(Input::TransportClosed, Instant::now()),
                 },
-                Action::StateChanged { to, .. } => status.send_modify(|s| s.state = Some(to)),
-                Action::Down(reason) => status.send_modify(|s| s.last_down = Some(reason)),
-                _ => {}
+                other => report(other, &telemetry),
             }
+            if next.is_some() {
+                break;
+            }
+        }
+        if next.is_some() {
+            continue;
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            stream = session_io::next_inbound(&mut inbound) => {
+                // Not connected: the neighbour's connection is the one.
+                if matches!(session.state(), State::Idle) {
+                    session.handle(Input::Start, Instant::now());
+                    report_all(&mut session, &telemetry);
+                }
+                next = Some((stream, false));
+            },
             command = commands.recv() => match command {
                 Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
                 Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
@@ -84,6 +115,38 @@ pub async fn run(
             },
         }
     }
+}
+
+/// Accepts BGP connections on `listener` and hands each to the neighbour
+/// whose address it comes from (`neighbors`); others are closed at once.
+/// TCP MD5 keys must already be set on the listening socket ([`bind`]).
+pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Sender<TcpStream>>) {
+    loop {
+        let Ok((stream, from)) = listener.accept().await else {
+            continue;
+        };
+        let Some(neighbor) = neighbors.get(&from.ip()) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let _ = neighbor.send(stream).await;
+    }
+}
+
+/// A listening socket on `addr` (port 179) that accepts the TCP MD5 keys of
+/// the neighbours that have one.
+pub fn bind(addr: SocketAddr, keys: &[(IpAddr, Vec<u8>)]) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    for (peer, key) in keys {
+        md5::set_key(&socket, *peer, key).map_err(io::Error::other)?;
+    }
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(64)
 }
 
 /// Connects to the neighbour, signing with the MD5 key if there is one.
@@ -108,6 +171,24 @@ async fn connect(config: &NeighborConfig) -> io::Result<TcpStream> {
             io::ErrorKind::TimedOut,
             "connecting to the neighbour timed out",
         )),
+    }
+}
+
+/// Reports what the session did outside a connection: state changes and
+/// going down.
+fn report(action: Action, telemetry: &Telemetry) {
+    match action {
+        Action::StateChanged { from, to } => telemetry.state_changed(from, to),
+        Action::Down(reason) => telemetry.down(reason),
+        _ => {}
+    }
+}
+
+/// Reports every pending action; a connection is already at hand, so a
+/// Connect among them is not acted on.
+fn report_all(session: &mut Session, telemetry: &Telemetry) {
+    while let Some(action) = session.poll_action() {
+        report(action, telemetry);
     }
 }
 

@@ -192,6 +192,11 @@ impl Session {
         }
     }
 
+    /// Our BGP identifier.
+    pub fn local_bgp_id(&self) -> Ipv4Addr {
+        self.config.bgp_id
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state

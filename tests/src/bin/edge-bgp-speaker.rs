@@ -9,13 +9,13 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{Command, Status},
+    io::{Command, Telemetry},
     message::{Family, Prefix},
     neighbor::{self, NeighborConfig},
     rib_out::{OriginAttrs, Origination},
     session::SessionConfig,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,11 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for prefix in announce {
         commands.try_send(Command::Announce(prefix, OriginAttrs::default()))?;
     }
-    let (status, _) = watch::channel(Status::default());
+    let (telemetry, _status) = Telemetry::new();
+    // Connects out only: nobody sends on the inbound channel.
+    let (_inbound, inbound_rx) = mpsc::channel(1);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(neighbor::run(config, command_rx, status));
+    runtime.block_on(neighbor::run(config, command_rx, inbound_rx, telemetry));
     drop(commands);
     Ok(())
 }
