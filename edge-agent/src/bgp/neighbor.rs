@@ -118,18 +118,26 @@ pub async fn run(
 }
 
 /// Accepts BGP connections on `listener` and hands each to the neighbour
-/// whose address it comes from (`neighbors`); others are closed at once.
-/// TCP MD5 keys must already be set on the listening socket ([`bind`]).
+/// whose address it comes from (`neighbors`); others, and connections a
+/// neighbour has no room for (it is already deciding between several), are
+/// closed at once. TCP MD5 keys must already be set on the listening socket
+/// ([`bind`]).
 pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Sender<TcpStream>>) {
     loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors or memory: back off rather than spin.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Some(neighbor) = neighbors.get(&from.ip()) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let _ = neighbor.send(stream).await;
+        // One slow neighbour must not hold up the others' connections.
+        let _ = neighbor.try_send(stream);
     }
 }
 
