@@ -5,7 +5,7 @@
 //! Run with `cargo xtask bench bgp` (root, for the namespaces).
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     time::{Duration, Instant},
 };
@@ -14,15 +14,14 @@ use edge_agent::bgp::{
     codec::{CodecOptions, decode, encode, pack_updates},
     io::Command,
     message::{AsSegment, Attributes, Family, Message, Origin, Prefix},
-    neighbor::NeighborConfig,
-    rib_out::{OriginAttrs, Origination},
-    session::{SessionConfig, State},
+    rib_out::OriginAttrs,
+    session::State,
 };
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config},
-    netns::{Netns, veth},
     plan::{CDN_ASN, ISP_ASNS, underlay_v4},
     speaker::Speaker,
+    upstream,
 };
 
 fn main() {
@@ -172,10 +171,7 @@ fn next_update(fd: &OwnedFd) -> Instant {
 }
 
 fn wire_latency() {
-    let (isp, edge) = (Netns::new(), Netns::new());
-    veth(&isp, "isp0", &edge, "up0");
-    isp.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
-    edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
+    let (isp, edge) = upstream::link();
     let _bird = Bird::start(
         &isp,
         &bgp_config(
@@ -186,28 +182,11 @@ fn wire_latency() {
     );
     let speaker = Speaker::spawn(
         &edge,
-        NeighborConfig {
-            session: SessionConfig {
-                local_as: CDN_ASN,
-                peer_as: ISP_ASNS[0],
-                bgp_id: Ipv4Addr::new(192, 0, 2, 1),
-                hold_time: 90,
-                connect_retry: Duration::from_secs(1),
-                passive: false,
-                families: vec![Family::IPV4_UNICAST],
-                graceful_restart: None,
-                max_prefixes: None,
-            },
-            peer: SocketAddr::new(underlay_v4(1).into(), 179),
-            local: None,
-            md5_key: None,
-            origination: Origination {
-                local_as: CDN_ASN,
-                ebgp: true,
-                next_hop_v4: Some(underlay_v4(2)),
-                next_hop_v6: None,
-            },
-        },
+        upstream::neighbor(
+            underlay_v4(1).into(),
+            ISP_ASNS[0],
+            vec![Family::IPV4_UNICAST],
+        ),
     );
     speaker.wait_for("Established", Duration::from_secs(15), |s| {
         s.state == Some(State::Established)

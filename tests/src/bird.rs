@@ -112,13 +112,25 @@ impl Bird {
     /// succeeded (`show route` of an absent prefix exits non-zero).
     pub fn query(&mut self, command: &str) -> String {
         self.daemon.assert_running();
-        let out = Command::new("birdc")
-            .arg("-s")
-            .arg(&self.socket)
-            .args(command.split_whitespace())
-            .output()
-            .unwrap_or_else(|e| panic!("running birdc: {e}"));
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+        query_at(&self.socket, command)
+    }
+
+    /// Polls `birdc <command>` until `check` holds for its output and
+    /// returns that output; panics after `timeout`, naming `what`, with
+    /// BIRD's log.
+    pub fn wait_for(
+        &mut self,
+        command: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let socket = self.socket.clone();
+        self.daemon
+            .wait_for(&format!("{what} (`birdc {command}`)"), timeout, || {
+                let out = query_at(&socket, command);
+                check(&out).then_some(out)
+            })
     }
 
     /// Waits until `show protocols <name>` reports the session Established.
@@ -133,6 +145,17 @@ impl Bird {
             },
         );
     }
+}
+
+/// `birdc <command>` on `socket`: what it printed, success or not.
+fn query_at(socket: &std::path::Path, command: &str) -> String {
+    let out = Command::new("birdc")
+        .arg("-s")
+        .arg(socket)
+        .args(command.split_whitespace())
+        .output()
+        .unwrap_or_else(|e| panic!("running birdc: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 fn birdc_raw(socket: &std::path::Path, command: &str) -> Option<String> {

@@ -76,12 +76,29 @@ impl<'a> Gobgp<'a> {
     /// Runs `gobgp <args>` in the namespace and returns its output.
     pub fn cli(&mut self, args: &[&str]) -> String {
         self.daemon.assert_running();
-        let out = self
-            .ns
-            .command("gobgp")
-            .args(args)
-            .output()
-            .expect("run gobgp");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+        cli_in(self.ns, args)
     }
+
+    /// Polls `gobgp <args>` until `check` holds for its output and returns
+    /// that output; panics after `timeout`, naming `what`, with GoBGP's log.
+    pub fn wait_for(
+        &mut self,
+        args: &[&str],
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let ns = self.ns;
+        let what = format!("{what} (`gobgp {}`)", args.join(" "));
+        self.daemon.wait_for(&what, timeout, || {
+            let out = cli_in(ns, args);
+            check(&out).then_some(out)
+        })
+    }
+}
+
+/// `gobgp <args>` inside `ns`: what it printed, success or not.
+fn cli_in(ns: &Netns, args: &[&str]) -> String {
+    let out = ns.command("gobgp").args(args).output().expect("run gobgp");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }

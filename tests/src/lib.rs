@@ -17,6 +17,7 @@
 //!   bytes, and timing against the empty program in the same run.
 //! - [`command`]: run a helper command, fail the test with its stderr.
 //! - [`counters`]: which data-plane counters a test moved.
+//! - [`upstream`]: the ISP–edge link and the edge's eBGP neighbour settings.
 //! - [`plan`]: the address plan of the design brief.
 
 pub mod bird;
@@ -33,3 +34,4 @@ pub mod privilege;
 pub mod raw;
 pub mod speaker;
 pub mod testrun;
+pub mod upstream;

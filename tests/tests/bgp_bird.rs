@@ -12,14 +12,14 @@ use std::{
 use edge_agent::bgp::{
     io::{self, Command, Ended, Telemetry},
     message::{Family, Prefix},
-    rib_out::{OriginAttrs, Origination, RibOut},
+    rib_out::{OriginAttrs, RibOut},
     session::{Input, Session, SessionConfig, State},
 };
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config},
-    netns::{Netns, veth},
-    plan::{CDN_ASN, ISP_ASNS, underlay_v4, underlay_v6},
+    plan::{CDN_ASN, ISP_ASNS, underlay_v4},
     privilege::require_root,
+    upstream,
 };
 use tokio::sync::mpsc;
 
@@ -27,38 +27,20 @@ const V4: Prefix = Prefix::V4 {
     addr: Ipv4Addr::new(203, 0, 113, 0),
     len: 24,
 };
+/// How long BIRD gets to show a change.
+const WAIT: Duration = Duration::from_secs(10);
+
 const V6: Prefix = Prefix::V6 {
     addr: Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0),
     len: 48,
 };
-
-/// Polls `birdc` until `check` holds for its output, for at most 10 s.
-fn until(bird: &mut Bird, command: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = bird.query(command);
-        if check(&out) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; `birdc {command}`:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn announce_drain_withdraw_and_shutdown_at_bird() {
     if !require_root("announce_drain_withdraw_and_shutdown_at_bird") {
         return;
     }
-    let (isp, edge) = (Netns::new(), Netns::new());
-    veth(&isp, "isp0", &edge, "up0");
-    isp.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
-    isp.add_addr("isp0", &format!("{}/64", underlay_v6(1)));
-    edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
-    edge.add_addr("up0", &format!("{}/64", underlay_v6(2)));
+    let (isp, edge) = upstream::link();
     let neighbor = BgpNeighbor::new("edge", underlay_v4(2).into(), CDN_ASN);
     let mut bird = Bird::start(&isp, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]));
 
@@ -72,28 +54,20 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
             .build()
             .unwrap();
         runtime.block_on(async move {
+            let neighbor = upstream::neighbor(
+                underlay_v4(1).into(),
+                ISP_ASNS[0],
+                vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            );
             let mut session = Session::new(SessionConfig {
-                local_as: CDN_ASN,
-                peer_as: ISP_ASNS[0],
-                bgp_id: Ipv4Addr::new(192, 0, 2, 1),
-                hold_time: 90,
-                connect_retry: Duration::from_secs(1),
-                passive: false,
-                families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-                graceful_restart: None,
                 max_prefixes: Some(100),
+                ..neighbor.session
             });
             session.handle(Input::Start, Instant::now());
             while session.poll_action().is_some() {}
-            let stream = tokio::net::TcpStream::connect((underlay_v4(1), 179))
+            let stream = tokio::net::TcpStream::connect(neighbor.peer)
                 .await
                 .expect("connect to BIRD");
-            let origination = Origination {
-                local_as: CDN_ASN,
-                ebgp: true,
-                next_hop_v4: Some(underlay_v4(2)),
-                next_hop_v6: Some((underlay_v6(2), None)),
-            };
             let mut rib = RibOut::default();
             // This test drives one connection directly: no inbound ones.
             let (_inbound, mut inbound_rx) = mpsc::channel(1);
@@ -103,7 +77,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
                 &mut inbound_rx,
                 &mut session,
                 &mut rib,
-                &origination,
+                &neighbor.origination,
                 &mut command_rx,
                 &telemetry,
             )
@@ -136,10 +110,10 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     commands
         .blocking_send(Command::Announce(V6, attrs.clone()))
         .unwrap();
-    let route = until(
-        &mut bird,
+    let route = bird.wait_for(
         "show route all 203.0.113.0/24",
         "the IPv4 route",
+        WAIT,
         |o| o.contains("BGP.as_path: 64500"),
     );
     assert!(
@@ -148,10 +122,10 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     );
     assert!(route.contains("(64500,7)"), "community:\n{route}");
     assert!(route.contains("(64500, 1, 2)"), "large community:\n{route}");
-    let route6 = until(
-        &mut bird,
+    let route6 = bird.wait_for(
         "show route all 2001:db8:ac::/48",
         "the IPv6 route",
+        WAIT,
         |o| o.contains("BGP.as_path: 64500"),
     );
     assert!(
@@ -168,10 +142,10 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     commands
         .blocking_send(Command::Announce(V4, drain))
         .unwrap();
-    let drained = until(
-        &mut bird,
+    let drained = bird.wait_for(
         "show route all 203.0.113.0/24",
         "the drained route",
+        WAIT,
         |o| o.contains("BGP.as_path: 64500 64500 64500"),
     );
     assert!(
@@ -180,12 +154,9 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     );
 
     commands.blocking_send(Command::Withdraw(V4)).unwrap();
-    until(
-        &mut bird,
-        "show route 203.0.113.0/24",
-        "the withdrawal",
-        |o| !o.contains("203.0.113.0/24"),
-    );
+    bird.wait_for("show route 203.0.113.0/24", "the withdrawal", WAIT, |o| {
+        !o.contains("203.0.113.0/24")
+    });
     assert!(
         bird.query("show route 2001:db8:ac::/48")
             .contains("2001:db8:ac::/48"),
@@ -197,17 +168,17 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
         .unwrap();
     let reason = speaker.join().expect("speaker thread");
     assert_eq!(reason, edge_agent::bgp::session::DownReason::Stopped);
-    let protocol = until(&mut bird, "show protocols all edge", "the shutdown", |o| {
+    let protocol = bird.wait_for("show protocols all edge", "the shutdown", WAIT, |o| {
         o.contains("Administrative shutdown")
     });
     assert!(
         protocol.contains("edge maintenance"),
         "RFC 8203 message at BIRD:\n{protocol}"
     );
-    until(
-        &mut bird,
+    bird.wait_for(
         "show route 2001:db8:ac::/48",
         "routes gone after shutdown",
+        WAIT,
         |o| !o.contains("2001:db8:ac::/48"),
     );
     assert!(status.borrow().updates_sent >= 4);

@@ -4,23 +4,23 @@
 //! communities and next hop, and a withdraw disappears there.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    time::{Duration, Instant},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
 };
 
 use edge_agent::bgp::{
     io::Command,
     message::{Family, Prefix},
     neighbor::NeighborConfig,
-    rib_out::{OriginAttrs, Origination},
-    session::{SessionConfig, State},
+    rib_out::OriginAttrs,
+    session::State,
 };
 use edge_tests::{
     gobgp::{Gobgp, GobgpNeighbor, gobgp_config},
-    netns::{Netns, veth},
     plan::{CDN_ASN, ISP_ASNS, underlay_v4, underlay_v6},
     privilege::require_root,
     speaker::Speaker,
+    upstream,
 };
 
 const V4: Prefix = Prefix::V4 {
@@ -33,57 +33,20 @@ const V6: Prefix = Prefix::V6 {
 };
 
 fn neighbor(peer: IpAddr, family: Family) -> NeighborConfig {
-    NeighborConfig {
-        session: SessionConfig {
-            local_as: CDN_ASN,
-            peer_as: ISP_ASNS[1],
-            bgp_id: Ipv4Addr::new(192, 0, 2, 1),
-            hold_time: 90,
-            connect_retry: Duration::from_secs(1),
-            passive: false,
-            families: vec![family],
-            graceful_restart: None,
-            max_prefixes: Some(100),
-        },
-        peer: SocketAddr::new(peer, 179),
-        local: None,
-        md5_key: None,
-        origination: Origination {
-            local_as: CDN_ASN,
-            ebgp: true,
-            next_hop_v4: Some(underlay_v4(2)),
-            next_hop_v6: Some((underlay_v6(2), None)),
-        },
-    }
+    let mut config = upstream::neighbor(peer, ISP_ASNS[1], vec![family]);
+    config.session.max_prefixes = Some(100);
+    config
 }
 
-fn until(gobgp: &mut Gobgp<'_>, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = gobgp.cli(args);
-        if check(&out) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; `gobgp {}`:\n{out}",
-            args.join(" ")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+/// How long GoBGP gets to show a change.
+const WAIT: Duration = Duration::from_secs(15);
 
 #[test]
 fn sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp() {
     if !require_root("sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp") {
         return;
     }
-    let (isp, edge) = (Netns::new(), Netns::new());
-    veth(&isp, "isp0", &edge, "up0");
-    isp.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
-    isp.add_addr("isp0", &format!("{}/64", underlay_v6(1)));
-    edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
-    edge.add_addr("up0", &format!("{}/64", underlay_v6(2)));
+    let (isp, edge) = upstream::link();
     let config = gobgp_config(
         underlay_v4(1),
         ISP_ASNS[1],
@@ -124,10 +87,10 @@ fn sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp() {
         .blocking_send(Command::Announce(V6, attrs))
         .unwrap();
 
-    let rib4 = until(
-        &mut gobgp,
+    let rib4 = gobgp.wait_for(
         &["global", "rib", "-a", "ipv4"],
         "the IPv4 route",
+        WAIT,
         |o| o.contains("203.0.113.0/24"),
     );
     for expected in ["198.51.100.2", "64500", "64500:7", "64500:1:2", "Med: 20"] {
@@ -136,10 +99,10 @@ fn sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp() {
             "{expected} missing from GoBGP's IPv4 RIB:\n{rib4}"
         );
     }
-    let rib6 = until(
-        &mut gobgp,
+    let rib6 = gobgp.wait_for(
         &["global", "rib", "-a", "ipv6"],
         "the IPv6 route",
+        WAIT,
         |o| o.contains("2001:db8:ac::/48"),
     );
     for expected in ["2001:db8:ff::2", "64500", "64500:7"] {
@@ -153,20 +116,20 @@ fn sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp() {
         .commands
         .blocking_send(Command::Withdraw(V4))
         .unwrap();
-    until(
-        &mut gobgp,
+    gobgp.wait_for(
         &["global", "rib", "-a", "ipv4"],
         "the IPv4 withdrawal",
+        WAIT,
         |o| !o.contains("203.0.113.0/24"),
     );
     over_v6
         .commands
         .blocking_send(Command::Withdraw(V6))
         .unwrap();
-    until(
-        &mut gobgp,
+    gobgp.wait_for(
         &["global", "rib", "-a", "ipv6"],
         "the IPv6 withdrawal",
+        WAIT,
         |o| !o.contains("2001:db8:ac::/48"),
     );
     let neighbors = gobgp.cli(&["neighbor"]);

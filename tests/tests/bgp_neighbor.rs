@@ -12,15 +12,16 @@ use edge_agent::bgp::{
     io::{Command, Event, Status},
     message::{Family, Prefix},
     neighbor::NeighborConfig,
-    rib_out::{OriginAttrs, Origination},
-    session::{DownReason, GracefulRestart, SessionConfig, State},
+    rib_out::OriginAttrs,
+    session::{DownReason, GracefulRestart, State},
 };
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config, static_routes},
-    netns::{Netns, veth},
+    netns::Netns,
     plan::{CDN_ASN, ISP_ASNS, underlay_v4, underlay_v6},
     privilege::require_root,
     speaker::Speaker,
+    upstream,
 };
 
 const V4: Prefix = Prefix::V4 {
@@ -33,36 +34,21 @@ fn config(
     max_prefixes: Option<u32>,
     graceful_restart: Option<GracefulRestart>,
 ) -> NeighborConfig {
-    NeighborConfig {
-        session: SessionConfig {
-            local_as: CDN_ASN,
-            peer_as: ISP_ASNS[0],
-            bgp_id: Ipv4Addr::new(192, 0, 2, 1),
-            hold_time: 90,
-            connect_retry: Duration::from_secs(1),
-            passive: false,
-            families: vec![Family::IPV4_UNICAST],
-            graceful_restart,
-            max_prefixes,
-        },
-        peer: SocketAddr::new(underlay_v4(1).into(), 179),
-        local: Some(underlay_v4(2).into()),
-        md5_key: md5_key.map(<[u8]>::to_vec),
-        origination: Origination {
-            local_as: CDN_ASN,
-            ebgp: true,
-            next_hop_v4: Some(underlay_v4(2)),
-            next_hop_v6: None,
-        },
-    }
+    let mut config = upstream::neighbor(
+        underlay_v4(1).into(),
+        ISP_ASNS[0],
+        vec![Family::IPV4_UNICAST],
+    );
+    config.session.max_prefixes = max_prefixes;
+    config.session.graceful_restart = graceful_restart;
+    config.local = Some(underlay_v4(2).into());
+    config.md5_key = md5_key.map(<[u8]>::to_vec);
+    config
 }
 
 /// An ISP namespace with BIRD and an edge namespace, joined by a veth.
 fn world(options: &str, export_all: bool, extra: &str) -> (Netns, Netns, Bird) {
-    let (isp, edge) = (Netns::new(), Netns::new());
-    veth(&isp, "isp0", &edge, "up0");
-    isp.add_addr("isp0", &format!("{}/30", underlay_v4(1)));
-    edge.add_addr("up0", &format!("{}/30", underlay_v4(2)));
+    let (isp, edge) = upstream::link();
     let neighbor = BgpNeighbor {
         options: options.into(),
         export_all,
@@ -77,6 +63,28 @@ fn world(options: &str, export_all: bool, extra: &str) -> (Netns, Netns, Bird) {
 
 fn established(s: &Status) -> bool {
     s.state == Some(State::Established)
+}
+
+/// How long BIRD usually gets to show a change.
+const TEN_S: Duration = Duration::from_secs(10);
+
+/// Our IPv4 prefix as BIRD prints it.
+const V4_TEXT: &str = "203.0.113.0/24";
+
+/// An IPv6 /48 of ours as BIRD prints it.
+const V6_TEXT: &str = "2001:db8:ac::/48";
+
+/// Whether BIRD has `prefix` now.
+fn has_route(bird: &mut Bird, prefix: &str) -> bool {
+    bird.query(&format!("show route {prefix}")).contains(prefix)
+}
+
+/// Waits until BIRD has (`want`) or no longer has `prefix`; returns what
+/// `show route all` said of it.
+fn wait_route(bird: &mut Bird, prefix: &str, want: bool, what: &str, timeout: Duration) -> String {
+    bird.wait_for(&format!("show route all {prefix}"), what, timeout, |o| {
+        o.contains(prefix) == want
+    })
 }
 
 #[test]
@@ -118,18 +126,12 @@ fn too_many_prefixes_from_the_peer_cease() {
     speaker.wait_for("the max-prefix Cease", Duration::from_secs(10), |s| {
         matches!(&s.last_down, Some(DownReason::NotificationSent(n)) if (n.code, n.subcode) == (6, 1))
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let protocol = bird.query("show protocols all edge");
-        if protocol.contains("Maximum number of prefixes reached") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "BIRD did not see the Cease:\n{protocol}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    bird.wait_for(
+        "show protocols all edge",
+        "BIRD to see the Cease",
+        Duration::from_secs(5),
+        |o| o.contains("Maximum number of prefixes reached"),
+    );
 }
 
 #[test]
@@ -148,22 +150,14 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
         .commands
         .blocking_send(Command::Announce(V4, OriginAttrs::default()))
         .unwrap();
-    let has_route = |bird: &mut Bird| {
-        bird.query("show route 203.0.113.0/24")
-            .contains("203.0.113.0/24")
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !has_route(&mut bird) {
-        assert!(Instant::now() < deadline, "route never arrived");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_route(&mut bird, V4_TEXT, true, "the route", TEN_S);
 
     // The agent dies: no NOTIFICATION, the connection just closes.
     first.crash();
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(100));
         assert!(
-            has_route(&mut bird),
+            has_route(&mut bird, V4_TEXT),
             "BIRD dropped our route during the restart:\n{}",
             bird.query("show protocols all edge")
         );
@@ -187,7 +181,10 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
         .unwrap();
     second.wait_for("Established again", Duration::from_secs(10), established);
     for _ in 0..10 {
-        assert!(has_route(&mut bird), "route lost after the restart");
+        assert!(
+            has_route(&mut bird, V4_TEXT),
+            "route lost after the restart"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // BIRD keeps stale routes only until End-of-RIB: ours is fresh now.
@@ -202,20 +199,15 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
         .commands
         .blocking_send(Command::Announce(V4, OriginAttrs::default()))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !has_route(&mut bird2) {
-        assert!(Instant::now() < deadline, "route never arrived (control)");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_route(&mut bird2, V4_TEXT, true, "the route (control)", TEN_S);
     plain.crash();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while has_route(&mut bird2) {
-        assert!(
-            Instant::now() < deadline,
-            "without graceful restart the route should go"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_route(
+        &mut bird2,
+        V4_TEXT,
+        false,
+        "the route to go without graceful restart",
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
@@ -241,20 +233,8 @@ fn a_frozen_speaker_loses_its_session_to_the_hold_timer_and_comes_back() {
         ])
         .spawn()
         .expect("start the speaker process");
-    let has_route = |bird: &mut Bird| {
-        bird.query("show route 203.0.113.0/24")
-            .contains("203.0.113.0/24")
-    };
     let wait = |bird: &mut Bird, what: &str, want: bool| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while has_route(bird) != want {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                bird.query("show protocols all edge")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_route(bird, V4_TEXT, want, what, Duration::from_secs(15));
     };
     wait(&mut bird, "the route", true);
     let pid = speaker.id() as i32;
@@ -278,23 +258,6 @@ fn a_frozen_speaker_loses_its_session_to_the_hold_timer_and_comes_back() {
     let _ = speaker.wait();
 }
 
-/// Waits until BIRD has (or no longer has) our 203.0.113.0/24.
-fn wait_route(bird: &mut Bird, want: bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bird
-        .query("show route 203.0.113.0/24")
-        .contains("203.0.113.0/24")
-        != want
-    {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{}",
-            bird.query("show protocols all edge")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_passive_speaker_accepts_birds_connection_only() {
     if !require_root("a_passive_speaker_accepts_birds_connection_only") {
@@ -314,7 +277,13 @@ fn a_passive_speaker_accepts_birds_connection_only() {
         .commands
         .blocking_send(Command::Announce(V4, OriginAttrs::default()))
         .unwrap();
-    wait_route(&mut bird, true, "the route over the accepted session");
+    wait_route(
+        &mut bird,
+        V4_TEXT,
+        true,
+        "the route over the accepted session",
+        TEN_S,
+    );
     // Passive: we never connected, so there was nothing to collide with.
     assert_eq!(speaker.status.borrow().collisions, 0);
     // The events tell the story in order: Active (waiting), then the
@@ -338,7 +307,7 @@ fn a_passive_speaker_accepts_birds_connection_only() {
         .commands
         .blocking_send(Command::Shutdown("maintenance".into()))
         .unwrap();
-    wait_route(&mut bird, false, "the withdrawal");
+    wait_route(&mut bird, V4_TEXT, false, "the withdrawal", TEN_S);
     speaker.wait_for("the Cease", Duration::from_secs(5), |s| {
         s.last_down == Some(DownReason::Stopped)
     });
@@ -357,7 +326,7 @@ fn both_sides_connecting_settle_on_one_stable_session() {
         .commands
         .blocking_send(Command::Announce(V4, OriginAttrs::default()))
         .unwrap();
-    wait_route(&mut bird, true, "the route");
+    wait_route(&mut bird, V4_TEXT, true, "the route", TEN_S);
     // Whichever connection won, exactly one session stays up: no flapping
     // between the two connections.
     std::thread::sleep(Duration::from_secs(3));
@@ -376,17 +345,15 @@ fn a_session_over_ipv6_transport_announces_a_48_at_bird() {
     if !require_root("a_session_over_ipv6_transport_announces_a_48_at_bird") {
         return;
     }
-    let (isp, edge) = (Netns::new(), Netns::new());
-    veth(&isp, "isp0", &edge, "up0");
-    isp.add_addr("isp0", &format!("{}/64", underlay_v6(1)));
-    edge.add_addr("up0", &format!("{}/64", underlay_v6(2)));
+    let (isp, edge) = upstream::link();
     let neighbor = BgpNeighbor::new("edge", underlay_v6(2).into(), CDN_ASN);
     let mut bird = Bird::start(&isp, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]));
-    let mut over_v6 = config(None, None, None);
-    over_v6.session.families = vec![Family::IPV6_UNICAST];
-    over_v6.peer = SocketAddr::new(underlay_v6(1).into(), 179);
+    let mut over_v6 = upstream::neighbor(
+        underlay_v6(1).into(),
+        ISP_ASNS[0],
+        vec![Family::IPV6_UNICAST],
+    );
     over_v6.local = Some(underlay_v6(2).into());
-    over_v6.origination.next_hop_v6 = Some((underlay_v6(2), None));
     let speaker = Speaker::spawn(&edge, over_v6);
     speaker.wait_for(
         "Established over IPv6",
@@ -401,31 +368,16 @@ fn a_session_over_ipv6_transport_announces_a_48_at_bird() {
         .commands
         .blocking_send(Command::Announce(v6, OriginAttrs::default()))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let route = bird.query("show route all 2001:db8:ac::/48");
-        if route.contains("2001:db8:ac::/48") {
-            let next_hop = underlay_v6(2).to_string();
-            assert!(route.contains(&next_hop), "next hop: {route}");
-            assert!(
-                route.contains(&format!("BGP.as_path: {CDN_ASN}")),
-                "{route}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "the /48 never arrived:\n{route}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let route = wait_route(&mut bird, V6_TEXT, true, "the /48", TEN_S);
+    let next_hop = underlay_v6(2).to_string();
+    assert!(route.contains(&next_hop), "next hop: {route}");
+    assert!(
+        route.contains(&format!("BGP.as_path: {CDN_ASN}")),
+        "{route}"
+    );
     speaker
         .commands
         .blocking_send(Command::Withdraw(v6))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bird
-        .query("show route 2001:db8:ac::/48")
-        .contains("2001:db8:ac::/48")
-    {
-        assert!(Instant::now() < deadline, "the withdrawal never arrived");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_route(&mut bird, V6_TEXT, false, "the withdrawal", TEN_S);
 }
