@@ -107,6 +107,13 @@ impl Telemetry {
         self.event(Event::StateChanged { from, to });
     }
 
+    /// Publishes what we want announced, after the agent changed it.
+    pub(super) fn announced(&self, rib: &RibOut) {
+        self.status.send_modify(|s| {
+            s.announced = rib.desired().iter().map(|(p, a)| (*p, a.clone())).collect();
+        });
+    }
+
     /// Reports the session going down.
     pub(super) fn down(&self, reason: DownReason) {
         self.status
@@ -227,16 +234,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(0) | Err(_) => session.handle(Input::TransportClosed, Instant::now()),
                 Ok(_) => decode_all(&mut inbox, &options, session, status),
             },
-            command = commands.recv(), if shutting_down.is_none() => match command {
-                Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
-                Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
-                Some(Command::Shutdown(reason)) => {
-                    for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
-                        rib.withdraw(prefix);
+            command = commands.recv(), if shutting_down.is_none() => {
+                match command {
+                    Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
+                    Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
+                    Some(Command::Shutdown(reason)) => {
+                        for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
+                            rib.withdraw(prefix);
+                        }
+                        shutting_down = Some(reason);
                     }
-                    shutting_down = Some(reason);
+                    None => shutting_down = Some("edge agent stopping".into()),
                 }
-                None => shutting_down = Some("edge agent stopping".into()),
+                telemetry.announced(rib);
             },
             next = next_inbound(inbound) => match session.state() {
                 // Established: the new connection loses (RFC 4271 6.8).
@@ -266,9 +276,6 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let changes = rib.take_changes();
             send_changes(&changes, origination, &options, &mut outbox, status);
         }
-        status.send_modify(|s| {
-            s.announced = rib.desired().iter().map(|(p, a)| (*p, a.clone())).collect()
-        });
         if let Some(reason) = shutting_down.take() {
             // Withdrawals are queued first; they reach the wire before the
             // NOTIFICATION because the outbox is written in order.
@@ -365,10 +372,10 @@ fn send_changes(
             updates.extend(u);
         }
     }
-    for update in &updates {
-        encode(&Message::Update(update.clone()), options, outbox);
-    }
     status.send_modify(|s| s.updates_sent += updates.len() as u64);
+    for update in updates {
+        encode(&Message::Update(update), options, outbox);
+    }
 }
 
 /// End-of-RIB markers (RFC 4724) for the negotiated families, when the

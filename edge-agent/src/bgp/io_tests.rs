@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex},
-    sync::mpsc,
+    sync::{mpsc, watch},
 };
 
 use super::*;
@@ -109,7 +109,12 @@ fn cease_7() -> Message {
 /// run ended.
 fn scenario<F, Fut>(local_id: Ipv4Addr, script: F) -> Ended<DuplexStream>
 where
-    F: FnOnce(Peer, mpsc::Sender<DuplexStream>, mpsc::Sender<Command>) -> Fut,
+    F: FnOnce(
+        Peer,
+        mpsc::Sender<DuplexStream>,
+        mpsc::Sender<Command>,
+        watch::Receiver<Status>,
+    ) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -120,7 +125,7 @@ where
         let (ours, theirs) = duplex(65536);
         let (inbound_tx, mut inbound) = mpsc::channel(2);
         let (commands_tx, mut commands) = mpsc::channel(2);
-        let (telemetry, _status) = Telemetry::new();
+        let (telemetry, status) = Telemetry::new();
         let mut session = Session::new(config(local_id));
         session.handle(Input::Start, std::time::Instant::now());
         while session.poll_action().is_some() {}
@@ -137,7 +142,7 @@ where
             &telemetry,
         );
         // The agent stays: the command channel is open until the run ends.
-        let script = script(Peer(theirs), inbound_tx, commands_tx.clone());
+        let script = script(Peer(theirs), inbound_tx, commands_tx.clone(), status);
         let (ended, ()) = tokio::join!(run, script);
         drop(commands_tx);
         ended
@@ -149,7 +154,7 @@ fn a_higher_neighbour_identifier_wins_the_collision() {
     // We are 192.0.2.1, the neighbour 198.51.100.1: its connection survives.
     let ended = scenario(
         Ipv4Addr::new(192, 0, 2, 1),
-        |mut a, inbound, _commands| async move {
+        |mut a, inbound, _commands, _status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive, "OpenConfirm");
@@ -173,7 +178,7 @@ fn a_higher_local_identifier_keeps_our_connection() {
     // We are 203.0.113.254, above the neighbour: its new connection is refused.
     let ended = scenario(
         Ipv4Addr::new(203, 0, 113, 254),
-        |mut a, inbound, commands| async move {
+        |mut a, inbound, commands, _status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive);
@@ -203,7 +208,7 @@ fn a_higher_local_identifier_keeps_our_connection() {
 fn an_established_session_refuses_a_second_connection() {
     let ended = scenario(
         Ipv4Addr::new(192, 0, 2, 1),
-        |mut a, inbound, commands| async move {
+        |mut a, inbound, commands, _status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive);
@@ -213,6 +218,56 @@ fn an_established_session_refuses_a_second_connection() {
             let (second, theirs) = duplex(65536);
             inbound.send(second).await.unwrap();
             assert_eq!(Peer(theirs).recv().await, cease_7());
+            commands
+                .send(Command::Shutdown("done".into()))
+                .await
+                .unwrap();
+            assert!(matches!(a.recv().await, Message::Notification(n) if n.code == 6));
+        },
+    );
+    assert!(matches!(ended, Ended::Down(DownReason::Stopped)));
+}
+
+#[test]
+fn the_agents_announcements_are_published_and_sent() {
+    let prefix = Prefix::V4 {
+        addr: Ipv4Addr::new(203, 0, 113, 0),
+        len: 24,
+    };
+    let attrs = OriginAttrs {
+        med: Some(20),
+        ..OriginAttrs::default()
+    };
+    let expected = attrs.clone();
+    let ended = scenario(
+        Ipv4Addr::new(192, 0, 2, 1),
+        |mut a, _inbound, commands, status| async move {
+            assert!(matches!(a.recv().await, Message::Open(_)));
+            a.open().await;
+            assert_eq!(a.recv().await, Message::Keepalive);
+            a.send(Message::Keepalive).await;
+            commands
+                .send(Command::Announce(prefix, expected.clone()))
+                .await
+                .unwrap();
+            let Message::Update(update) = a.recv().await else {
+                panic!("an UPDATE");
+            };
+            assert_eq!(update.nlri, [prefix]);
+            assert_eq!(update.attributes.med, Some(20));
+            {
+                let now = status.borrow();
+                assert_eq!(now.announced, [(prefix, expected.clone())]);
+                assert_eq!(now.state, Some(State::Established));
+                assert_eq!(now.established_count, 1);
+                assert_eq!(now.updates_sent, 1);
+            }
+            commands.send(Command::Withdraw(prefix)).await.unwrap();
+            let Message::Update(update) = a.recv().await else {
+                panic!("an UPDATE");
+            };
+            assert_eq!(update.withdrawn, [prefix]);
+            assert!(status.borrow().announced.is_empty());
             commands
                 .send(Command::Shutdown("done".into()))
                 .await

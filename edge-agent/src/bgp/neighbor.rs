@@ -107,11 +107,14 @@ pub async fn run(
                 }
                 next = Some((stream, false));
             },
-            command = commands.recv() => match command {
-                Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
-                Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
-                // Not connected: nothing is announced, so there is nothing to withdraw.
-                Some(Command::Shutdown(_)) | None => return,
+            command = commands.recv() => {
+                match command {
+                    Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
+                    Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
+                    // Not connected: nothing is announced, so there is nothing to withdraw.
+                    Some(Command::Shutdown(_)) | None => return,
+                }
+                telemetry.announced(&rib);
             },
         }
     }
