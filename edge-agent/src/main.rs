@@ -1,8 +1,9 @@
 //! `edge-agent`: the edge daemon's command line.
 //!
-//! For now it manages the XDP data plane by hand: attach and pin it, detach
-//! it, print its counters. The daemon (`edge-agent run`) arrives with the
-//! BGP, overlay and control issues.
+//! For now it manages the XDP data plane by hand (attach and pin it, detach
+//! it, print its counters) and makes lab certificates for the overlay
+//! (`edge-agent pki`). The daemon (`edge-agent run`) arrives with the
+//! control and daemon issues.
 
 use std::{io::Write, path::PathBuf};
 
@@ -10,6 +11,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use edge_agent::dataplane::{self, AttachMode, Dataplane, LoadOptions, interface_pin_dir};
 use edge_common::{DEFAULT_PIN_ROOT, stats::Counter};
+
+mod pki_cli;
 
 /// The edge agent: anycast CDN edge node.
 #[derive(Parser)]
@@ -29,6 +32,10 @@ enum Command {
     /// Manage the XDP data plane directly.
     #[command(subcommand)]
     Xdp(XdpCommand),
+    /// Lab PKI: make a CA and node certificates, revoke certificates (for
+    /// the lab and tests; production nodes use the enterprise CA).
+    #[command(subcommand)]
+    Pki(pki_cli::PkiCommand),
 }
 
 #[derive(Subcommand)]
@@ -123,6 +130,7 @@ fn main() -> Result<()> {
                 .collect();
             print(&table)?;
         }
+        Command::Pki(command) => print(&pki_cli::run(command)?)?,
     }
     Ok(())
 }

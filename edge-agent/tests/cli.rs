@@ -137,3 +137,82 @@ fn bad_input_is_refused_with_a_hint() {
     let err = stderr_of_failure(&agent(&stats_args));
     assert!(err.contains("is edge attached to pop0?"), "{err}");
 }
+
+/// `edge-agent pki` makes a CA, node certificates and a CRL that the
+/// overlay's trust loads (and refuses where it must); it never overwrites a
+/// key unless told to.
+#[test]
+fn pki_makes_material_the_overlay_accepts() {
+    use edge_agent::overlay::{
+        identity::Identity,
+        trust::{Trust, TrustConfig, TrustError},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    stdout(&agent(&["pki", "ca", "--out", d]));
+    for name in ["pop-a", "pop-b"] {
+        stdout(&agent(&[
+            "pki", "node", "--ca", d, "--name", name, "--out", d,
+        ]));
+    }
+    let again = stderr_of_failure(&agent(&[
+        "pki", "node", "--ca", d, "--name", "pop-a", "--out", d,
+    ]));
+    assert!(again.contains("--force"), "{again}");
+    let mode = |f: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!((mode("ca.key"), mode("pop-a.key")), (0o600, 0o600));
+    let config = |name: &str, crl: bool| TrustConfig {
+        ca_bundle: dir.path().join("ca.pem"),
+        cert: dir.path().join(format!("{name}.pem")),
+        key: dir.path().join(format!("{name}.key")),
+        crl: crl.then(|| dir.path().join("crl.pem")),
+        allow: ["pop-a", "pop-b"]
+            .iter()
+            .map(|n| Identity::from_name(n).unwrap())
+            .collect(),
+        handshake_timeout: std::time::Duration::from_secs(2),
+    };
+    let trust = Trust::load(&config("pop-a", false)).unwrap();
+    assert_eq!(trust.identity().as_str(), "edge://pop-a");
+    let crl = dir.path().join("crl.pem");
+    let cert = dir.path().join("pop-b.pem");
+    stdout(&agent(&[
+        "pki",
+        "revoke",
+        "--ca",
+        d,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--crl",
+        crl.to_str().unwrap(),
+    ]));
+    // pop-a still loads with the CRL; pop-b, revoked, does not.
+    Trust::load(&config("pop-a", true)).unwrap();
+    match Trust::load(&config("pop-b", true)) {
+        Err(TrustError::OwnCertificate { .. }) => {}
+        other => panic!("a revoked certificate must not load: {other:?}"),
+    }
+    let expired = stdout(&agent(&[
+        "pki",
+        "node",
+        "--ca",
+        d,
+        "--name",
+        "pop-c",
+        "--out",
+        d,
+        "--expired",
+    ]));
+    assert!(!expired.is_empty());
+    let error = Trust::load(&config("pop-c", false))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("expired"), "{error}");
+}

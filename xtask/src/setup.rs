@@ -24,6 +24,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("gobgpd", "/usr/bin/gobgpd"),
     ("frr", "/usr/lib/frr/bgpd"),
     ("ethtool", "/usr/sbin/ethtool"),
+    // A TLS client independent of ours, for the overlay control endpoint tests.
+    ("openssl", "/usr/bin/openssl"),
 ];
 
 /// The bpf-linker release this project is built and tested with.

@@ -80,6 +80,18 @@ pub struct Telemetry {
     pub status: watch::Sender<Status>,
     /// Every state change.
     pub events: broadcast::Sender<Event>,
+    /// Where the session's route feed goes, in order, if anyone imports
+    /// routes from this neighbour (`None`: they are counted and dropped).
+    pub feed: Option<mpsc::UnboundedSender<Feed>>,
+}
+
+/// What an importer of a neighbour's routes needs, in protocol order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// The session is Established: UPDATEs may follow.
+    Established(Negotiated),
+    /// An UPDATE from the neighbour.
+    Update(Update),
 }
 
 impl Telemetry {
@@ -88,12 +100,26 @@ impl Telemetry {
     pub fn new() -> (Self, watch::Receiver<Status>) {
         let (status, receiver) = watch::channel(Status::default());
         let (events, _) = broadcast::channel(256);
-        (Telemetry { status, events }, receiver)
+        (
+            Telemetry {
+                status,
+                events,
+                feed: None,
+            },
+            receiver,
+        )
     }
 
     fn event(&self, event: Event) {
         // No subscriber is fine: events are for whoever listens.
         let _ = self.events.send(event);
+    }
+
+    fn feed(&self, item: Feed) {
+        if let Some(feed) = &self.feed {
+            // The importer may have gone (shutting down): nothing to do then.
+            let _ = feed.send(item);
+        }
     }
 
     /// Reports a state change.
@@ -179,6 +205,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         s.established_count += 1;
                     });
                     telemetry.event(Event::Established(n.clone()));
+                    telemetry.feed(Feed::Established(n.clone()));
                     rib.reset();
                     let changes = rib.take_changes();
                     send_changes(&changes, origination, &options, &mut outbox, status);
@@ -193,6 +220,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 ),
                 Action::StateChanged { from, to } => telemetry.state_changed(from, to),
                 Action::ReceivedPrefixes(n) => status.send_modify(|s| s.received_prefixes = n),
+                Action::Received(update) => telemetry.feed(Feed::Update(*update)),
                 Action::Down(reason) => {
                     let _ = writer.write_all(&outbox).await;
                     let _ = writer.shutdown().await;

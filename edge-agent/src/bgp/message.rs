@@ -185,6 +185,22 @@ pub struct Update {
     pub nlri: Vec<Prefix>,
 }
 
+impl Update {
+    /// Every withdrawn prefix: the body's (IPv4) and MP_UNREACH's.
+    pub fn withdrawn_prefixes(&self) -> impl Iterator<Item = &Prefix> {
+        self.withdrawn
+            .iter()
+            .chain(self.attributes.mp_unreach.iter().flat_map(|u| &u.withdrawn))
+    }
+
+    /// Every announced prefix: the body's NLRI (IPv4) and MP_REACH's.
+    pub fn announced_prefixes(&self) -> impl Iterator<Item = &Prefix> {
+        self.nlri
+            .iter()
+            .chain(self.attributes.mp_reach.iter().flat_map(|r| &r.nlri))
+    }
+}
+
 /// NOTIFICATION (RFC 4271 section 4.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {

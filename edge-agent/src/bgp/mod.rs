@@ -11,5 +11,6 @@ pub mod io;
 pub mod md5;
 pub mod message;
 pub mod neighbor;
+pub mod prefix;
 pub mod rib_out;
 pub mod session;

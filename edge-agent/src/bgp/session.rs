@@ -150,8 +150,11 @@ pub enum Action {
     ResendRoutes(Family),
     /// The session went down.
     Down(DownReason),
-    /// Prefixes received from the neighbour (counted, never installed).
+    /// How many prefixes the neighbour has announced to us now.
     ReceivedPrefixes(usize),
+    /// An UPDATE from the neighbour, for whoever imports routes (the
+    /// overlay does, through its import filter; upstream sessions do not).
+    Received(Box<Update>),
 }
 
 /// The state machine of one connection to one neighbour.
@@ -344,7 +347,7 @@ impl Session {
             (State::Established, Message::Keepalive) => self.restart_hold(now),
             (State::Established, Message::Update(update)) => {
                 self.restart_hold(now);
-                self.update_received(&update, now);
+                self.update_received(update, now);
             }
             (State::Established, Message::RouteRefresh(rr)) => {
                 self.restart_hold(now);
@@ -442,32 +445,24 @@ impl Session {
         None
     }
 
-    fn update_received(&mut self, update: &Update, now: Instant) {
-        let attrs = &update.attributes;
-        let withdrawn = update
-            .withdrawn
-            .iter()
-            .chain(attrs.mp_unreach.iter().flat_map(|u| &u.withdrawn));
-        for prefix in withdrawn {
+    fn update_received(&mut self, update: Update, now: Instant) {
+        for prefix in update.withdrawn_prefixes() {
             self.received.remove(prefix);
         }
-        let announced = update
-            .nlri
-            .iter()
-            .chain(attrs.mp_reach.iter().flat_map(|r| &r.nlri));
-        for prefix in announced {
+        for prefix in update.announced_prefixes() {
             self.received.insert(*prefix);
         }
         self.actions
             .push_back(Action::ReceivedPrefixes(self.received.len()));
+        let family = if update.nlri.is_empty() {
+            Family::IPV6_UNICAST
+        } else {
+            Family::IPV4_UNICAST
+        };
+        self.actions.push_back(Action::Received(Box::new(update)));
         if let Some(max) = self.config.max_prefixes {
             if self.received.len() > max as usize {
                 // RFC 4486 subcode 1; data: AFI, SAFI, the limit.
-                let family = if update.nlri.is_empty() {
-                    Family::IPV6_UNICAST
-                } else {
-                    Family::IPV4_UNICAST
-                };
                 let mut n = notification(error_code::CEASE, 1);
                 n.data.extend_from_slice(&family.afi.to_be_bytes());
                 n.data.push(family.safi);
