@@ -187,6 +187,17 @@ impl Default for PopAndClient {
     }
 }
 
+/// Moves the calling thread into namespace `name` and builds a tokio
+/// current-thread runtime there: everything the runtime runs opens its
+/// sockets in that namespace. Panics if it cannot.
+pub fn runtime_in(name: &str) -> tokio::runtime::Runtime {
+    edge_agent::netns::enter(name).unwrap_or_else(|e| panic!("{e}"));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Creates a veth pair: `a_dev` in `a`, `b_dev` in `b`, both up.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
     a.ip(&[

@@ -48,11 +48,7 @@ impl Speaker {
         let (crash, crash_rx) = oneshot::channel::<()>();
         let name = ns.name().to_owned();
         let thread = std::thread::spawn(move || {
-            edge_agent::netns::enter(&name).unwrap();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = crate::netns::runtime_in(&name);
             runtime.block_on(async move {
                 let (inbound, inbound_rx) = mpsc::channel(4);
                 if let Some(addr) = listen {

@@ -48,11 +48,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     let (telemetry, status) = Telemetry::new();
     let edge_name = edge.name().to_owned();
     let speaker = std::thread::spawn(move || {
-        edge_agent::netns::enter(&edge_name).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = edge_tests::netns::runtime_in(&edge_name);
         runtime.block_on(async move {
             let neighbor = upstream::neighbor(
                 underlay_v4(1).into(),

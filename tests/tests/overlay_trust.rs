@@ -387,11 +387,7 @@ fn bad_routes_from_an_authenticated_peer_are_rejected_and_counted_good_ones_kept
     let speaker = std::thread::spawn({
         let name = ns.name().to_owned();
         move || {
-            edge_agent::netns::enter(&name).unwrap();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = edge_tests::netns::runtime_in(&name);
             runtime.block_on(async move {
                 let tcp = tokio::net::TcpSocket::new_v4().unwrap();
                 tcp.bind(SocketAddr::new(underlay_v4(ROGUE).into(), 0))
