@@ -4,12 +4,16 @@
 //! and tools can drive the same code. So far it owns the data plane (loading
 //! the embedded XDP object, attaching and pinning it, reading its counters),
 //! the BGP speaker, the overlay (discovery, mutual TLS, adjacencies, the
-//! overlay RIB) and the netlink reconciler (kernel addresses, routes and
-//! neighbours); health checks and the control logic join it as their
-//! issues land.
+//! overlay RIB), the netlink reconciler (kernel addresses, routes and
+//! neighbours), the health checks, the control logic, and [`agent`], which
+//! assembles one node from them.
 
+pub mod agent;
 pub mod bgp;
+pub mod control;
 pub mod dataplane;
+pub mod dns_tcp;
+pub mod health;
 pub mod maglev;
 pub mod netlink;
 pub mod netns;

@@ -9,7 +9,9 @@
 //! an empty NOERROR (NODATA) for other types of names it knows. Test knobs:
 //! leaving out the additional section, truncating UDP answers (TC=1, so
 //! clients must ask again over TCP), failing with a fixed response code,
-//! and sending forged datagrams before each UDP answer.
+//! and sending forged datagrams before each UDP answer; and, at run time,
+//! falling silent (queries are counted, never answered) and speaking
+//! again ([`DnsServer::set_silent`]).
 //!
 //! Being test support, it panics (failing the test) on names hickory
 //! rejects and on sockets it cannot use.
@@ -20,7 +22,7 @@ use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::Duration,
@@ -309,6 +311,8 @@ pub struct DnsServer {
     addr: SocketAddr,
     zone: Arc<Mutex<Zone>>,
     queries: Arc<AtomicU64>,
+    silent: Arc<AtomicBool>,
+    ignored: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -339,10 +343,14 @@ impl DnsServer {
         };
         let zone = Arc::new(Mutex::new(zone));
         let queries = Arc::new(AtomicU64::new(0));
+        let silent = Arc::new(AtomicBool::new(false));
+        let ignored = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = oneshot::channel();
         let served = Served {
             zone: Arc::clone(&zone),
             queries: Arc::clone(&queries),
+            silent: Arc::clone(&silent),
+            ignored: Arc::clone(&ignored),
         };
         let thread = std::thread::Builder::new()
             .name(format!("dns-{addr}"))
@@ -360,6 +368,8 @@ impl DnsServer {
             addr,
             zone,
             queries,
+            silent,
+            ignored,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -397,6 +407,17 @@ impl DnsServer {
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::SeqCst)
     }
+
+    /// Whether the server ignores queries from now on (they are still
+    /// counted, never answered), or answers them again.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// How many queries went unanswered because the server was silent.
+    pub fn ignored(&self) -> u64 {
+        self.ignored.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for DnsServer {
@@ -415,6 +436,8 @@ impl Drop for DnsServer {
 struct Served {
     zone: Arc<Mutex<Zone>>,
     queries: Arc<AtomicU64>,
+    silent: Arc<AtomicBool>,
+    ignored: Arc<AtomicU64>,
 }
 
 impl Served {
@@ -430,6 +453,10 @@ impl Served {
                 continue;
             };
             self.queries.fetch_add(1, Ordering::SeqCst);
+            if self.silent.load(Ordering::SeqCst) {
+                self.ignored.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
             let zone = self.zone();
             let request = &buf[..len];
             let forgeries = match Message::from_vec(request) {
@@ -469,6 +496,10 @@ impl Served {
                 return;
             }
             self.queries.fetch_add(1, Ordering::SeqCst);
+            if self.silent.load(Ordering::SeqCst) {
+                self.ignored.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
             let Some(bytes) = self
                 .zone()
                 .answer(&request, false)

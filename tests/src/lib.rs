@@ -20,6 +20,7 @@
 //! - [`upstream`]: the ISP–edge link and the edge's eBGP neighbour settings.
 //! - [`plan`]: the address plan of the design brief.
 
+pub mod agent;
 pub mod bird;
 pub mod command;
 pub mod counters;
@@ -27,11 +28,13 @@ pub mod daemon;
 pub mod dns;
 pub mod fixture;
 pub mod gobgp;
+pub mod http;
 pub mod netns;
 pub mod overlay;
 pub mod packet;
 pub mod pins;
 pub mod plan;
+pub mod pops;
 pub mod privilege;
 pub mod raw;
 pub mod speaker;

@@ -260,6 +260,7 @@ pub fn config(lab: &Lab, n: u8, name: &str, allow: &[&str], peers: &[(&str, u8)]
         },
         trust_check: Duration::from_millis(200),
         max_handshakes: 16,
+        advertise_after_trust: false,
     }
 }
 
@@ -267,6 +268,7 @@ enum Request {
     Advertise(IpAddr),
     Withdraw(IpAddr),
     Reload(Option<TrustConfig>),
+    Trusted(std::collections::BTreeSet<IpAddr>),
 }
 
 /// An overlay runtime on its own thread inside a namespace.
@@ -335,6 +337,7 @@ impl Node {
                             Some(Request::Advertise(vip)) => overlay.advertise(vip).await.unwrap(),
                             Some(Request::Withdraw(vip)) => overlay.withdraw(vip).await,
                             Some(Request::Reload(trust)) => overlay.reload(trust).await,
+                            Some(Request::Trusted(sources)) => overlay.confirm_trusted(sources).await,
                             None => break,
                         },
                         graceful = &mut stop_rx => {
@@ -374,6 +377,13 @@ impl Node {
     /// Reloads the trust material (SIGHUP), optionally with new settings.
     pub fn reload(&self, trust: Option<TrustConfig>) {
         let _ = self.requests.send(Request::Reload(trust));
+    }
+
+    /// Tells the overlay which sources the data plane trusts.
+    pub fn confirm_trusted(&self, sources: impl IntoIterator<Item = IpAddr>) {
+        let _ = self
+            .requests
+            .send(Request::Trusted(sources.into_iter().collect()));
     }
 
     /// The log so far.

@@ -7,8 +7,8 @@
 use std::{collections::BTreeSet, net::IpAddr, time::Duration};
 
 use edge_agent::overlay::{
-    adjacency::AdjState, config::DEFAULT_PORT, identity::Identity, pki::Validity,
-    status::OverlayStatus, trust::Trust,
+    adjacency::AdjState, config::DEFAULT_PORT, config::OverlayConfig, identity::Identity,
+    pki::Validity, status::OverlayStatus, trust::Trust,
 };
 use edge_tests::{
     overlay::{Lab, Node, Underlay, config, private_v4},
@@ -25,11 +25,23 @@ fn id(name: &str) -> Identity {
 
 /// Three nodes, 1..=3, each knowing the other two statically.
 fn mesh(lab: &Lab, underlay: &mut Underlay) -> (Vec<edge_tests::netns::Netns>, Vec<Node>) {
+    mesh_with(lab, underlay, false, |_, _| {})
+}
+
+/// Three nodes, 1..=3, each knowing the other two statically (with a
+/// private link each if `private`), their configs adjusted by `tweak`
+/// (node index, config) before they start.
+fn mesh_with(
+    lab: &Lab,
+    underlay: &mut Underlay,
+    private: bool,
+    tweak: impl Fn(usize, &mut OverlayConfig),
+) -> (Vec<edge_tests::netns::Netns>, Vec<Node>) {
     let mut spaces = Vec::new();
     let mut nodes = Vec::new();
     for (i, name) in NAMES.iter().enumerate() {
         lab.issue(name, Validity::days_from_now(10));
-        spaces.push(underlay.attach(i as u8 + 1, false));
+        spaces.push(underlay.attach(i as u8 + 1, private));
     }
     for (i, name) in NAMES.iter().enumerate() {
         let peers: Vec<(&str, u8)> = NAMES
@@ -38,10 +50,9 @@ fn mesh(lab: &Lab, underlay: &mut Underlay) -> (Vec<edge_tests::netns::Netns>, V
             .filter(|(j, _)| *j != i)
             .map(|(j, n)| (*n, j as u8 + 1))
             .collect();
-        nodes.push(Node::start(
-            &spaces[i],
-            config(lab, i as u8 + 1, name, &NAMES, &peers),
-        ));
+        let mut cfg = config(lab, i as u8 + 1, name, &NAMES, &peers);
+        tweak(i, &mut cfg);
+        nodes.push(Node::start(&spaces[i], cfg));
     }
     (spaces, nodes)
 }
@@ -270,30 +281,15 @@ fn private_transport_is_used_only_toward_allowed_peers_and_falls_back_when_it_fa
     }
     let lab = Lab::new();
     let mut underlay = Underlay::new();
-    let mut spaces = Vec::new();
-    let mut nodes = Vec::new();
-    for (i, name) in NAMES.iter().enumerate() {
-        lab.issue(name, Validity::days_from_now(10));
-        spaces.push(underlay.attach(i as u8 + 1, true));
-    }
-    for (i, name) in NAMES.iter().enumerate() {
-        let n = i as u8 + 1;
-        let peers: Vec<(&str, u8)> = NAMES
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(j, m)| (*m, j as u8 + 1))
-            .collect();
-        let mut cfg = config(&lab, n, name, &NAMES, &peers);
-        cfg.private_addr = Some(private_v4(n).into());
+    let (_spaces, nodes) = mesh_with(&lab, &mut underlay, true, |i, cfg| {
+        cfg.private_addr = Some(private_v4(i as u8 + 1).into());
         // a uses private transport toward b only; b toward a.
         cfg.private_to = match i {
             0 => [id("pop-b")].into(),
             1 => [id("pop-a")].into(),
             _ => Default::default(),
         };
-        nodes.push(Node::start(&spaces[i], cfg));
-    }
+    });
     for (i, node) in nodes.iter().enumerate() {
         full_mesh(node, i);
     }
@@ -396,4 +392,37 @@ fn peers_no_longer_valid_are_torn_down_and_the_others_stay() {
     nodes[2].wait_for("c alone", WAIT, |s| {
         s.established().is_empty() && s.routes == 0
     });
+}
+
+#[test]
+fn services_reach_a_peer_only_after_the_data_plane_trusts_it() {
+    if !require_root("services_reach_a_peer_only_after_the_data_plane_trusts_it") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut underlay = Underlay::new();
+    // pop-a waits for its data plane's trust before telling anyone.
+    let (_spaces, nodes) = mesh_with(&lab, &mut underlay, false, |i, cfg| {
+        cfg.advertise_after_trust = i == 0;
+    });
+    for (i, node) in nodes.iter().enumerate() {
+        full_mesh(node, i);
+    }
+    nodes[0].advertise(VIP_WEB_V4);
+    let web = IpAddr::from(VIP_WEB_V4);
+    // Identities flow at once; the service does not.
+    for node in &nodes[1..] {
+        node.wait_for("a's identity", WAIT, |s| {
+            s.identities.contains_key(&id("pop-a"))
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(nodes[1].status.borrow().services.is_empty());
+    // pop-b's address is trusted: pop-b hears of the service, pop-c not yet.
+    nodes[0].confirm_trusted([IpAddr::from(underlay_v4(2))]);
+    nodes[1].wait_for("a's web", WAIT, |s| s.services.contains_key(&web));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(nodes[2].status.borrow().services.is_empty());
+    nodes[0].confirm_trusted([IpAddr::from(underlay_v4(2)), underlay_v4(3).into()]);
+    nodes[2].wait_for("a's web", WAIT, |s| s.services.contains_key(&web));
 }

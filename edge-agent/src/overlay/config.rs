@@ -58,6 +58,12 @@ pub struct OverlayConfig {
     pub trust_check: Duration,
     /// Most TLS handshakes in progress at once on the control endpoint.
     pub max_handshakes: usize,
+    /// Tell a new peer about our services only once the data plane trusts
+    /// its address (`Overlay::confirm_trusted`, called by the control
+    /// loop), so that it cannot send us traffic we would drop. Without a
+    /// data plane (tests of the overlay alone) there is nothing to wait
+    /// for.
+    pub advertise_after_trust: bool,
 }
 
 /// A configuration the overlay cannot run with.

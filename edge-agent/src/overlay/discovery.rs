@@ -71,8 +71,7 @@ use hickory_proto::{
     rr::{DNSClass, Name, RData, Record, RecordType},
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
+    net::UdpSocket,
     task::JoinSet,
     time::{Instant, timeout_at},
 };
@@ -733,29 +732,11 @@ async fn exchange_udp(
 }
 
 async fn exchange_tcp(resolver: SocketAddr, question: &Query) -> Result<Message, String> {
-    let mut stream = TcpStream::connect(resolver)
-        .await
-        .map_err(|e| format!("cannot connect over TCP: {e}"))?;
     let id = random_id();
     let query = query_bytes(id, question)?;
-    let len = u16::try_from(query.len()).map_err(|_| "the query is too long".to_string())?;
-    let mut framed = Vec::with_capacity(query.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(&query);
-    stream
-        .write_all(&framed)
+    let buf = crate::dns_tcp::exchange(resolver, &query)
         .await
-        .map_err(|e| format!("cannot send over TCP: {e}"))?;
-    let mut len = [0u8; 2];
-    stream
-        .read_exact(&mut len)
-        .await
-        .map_err(|e| format!("TCP: {e}"))?;
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("TCP: {e}"))?;
+        .map_err(|(step, e)| format!("TCP {step}: {e}"))?;
     let message = accept_reply(&buf, id, question).map_err(|why| format!("TCP: {why}"))?;
     if message.truncated() {
         return Err("truncated answer even over TCP".into());

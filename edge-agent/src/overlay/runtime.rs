@@ -75,6 +75,7 @@ enum Request {
     Advertise(IpAddr),
     Withdraw(IpAddr),
     Reload(Option<TrustConfig>),
+    Trusted(BTreeSet<IpAddr>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -155,6 +156,14 @@ impl Overlay {
         let _ = self.requests.send(Request::Reload(trust)).await;
     }
 
+    /// The data plane now trusts (decapsulates from) these outer sources.
+    /// With [`OverlayConfig::advertise_after_trust`], a peer is told about
+    /// our services only once its session address is among them, so it
+    /// can never send us traffic we would drop.
+    pub async fn confirm_trusted(&self, sources: BTreeSet<IpAddr>) {
+        let _ = self.requests.send(Request::Trusted(sources)).await;
+    }
+
     /// Withdraws everything, closes every adjacency with a Cease, and stops.
     pub async fn shutdown(self) {
         let (done, wait) = oneshot::channel();
@@ -171,6 +180,8 @@ struct ConnState {
     auth: Option<Authenticated>,
     remote: Option<SocketAddr>,
     pending: Option<Box<Stream>>,
+    /// Our service routes were sent on this connection.
+    services_sent: bool,
 }
 
 struct Peer {
@@ -191,6 +202,8 @@ struct Core {
     peers: BTreeMap<Identity, Peer>,
     rib: OverlayRib,
     advertised: BTreeSet<Prefix>,
+    /// Outer sources the data plane trusts (see `Overlay::confirm_trusted`).
+    confirmed: BTreeSet<IpAddr>,
     static_candidates: Vec<Candidate>,
     srv_candidates: Vec<Candidate>,
     status_tx: watch::Sender<OverlayStatus>,
@@ -237,6 +250,7 @@ impl Core {
             rib_events,
             refused: BTreeMap::new(),
             refusal_logged: HashMap::new(),
+            confirmed: BTreeSet::new(),
             reloads: 0,
             reload_error: None,
             events_tx,
@@ -287,6 +301,10 @@ impl Core {
                     Some(Request::Advertise(vip)) => self.originate(Prefix::host(vip), true),
                     Some(Request::Withdraw(vip)) => self.originate(Prefix::host(vip), false),
                     Some(Request::Reload(trust)) => self.reload(trust),
+                    Some(Request::Trusted(sources)) => {
+                        self.confirmed = sources;
+                        self.release_services();
+                    }
                     Some(Request::Shutdown(done)) => {
                         self.shutdown().await;
                         let _ = done.send(());
@@ -435,6 +453,7 @@ impl Core {
                             auth: Some(auth),
                             remote: Some(remote),
                             pending: Some(stream),
+                            services_sent: false,
                         },
                     );
                 }
@@ -574,6 +593,7 @@ impl Core {
                             auth: None,
                             remote: Some(addr),
                             pending: None,
+                            services_sent: false,
                         },
                     );
                 }
@@ -585,9 +605,15 @@ impl Core {
                         continue;
                     };
                     let (commands, commands_rx) = mpsc::channel(1024);
+                    let trusted = state
+                        .remote
+                        .is_some_and(|r| self.confirmed.contains(&r.ip()));
+                    state.services_sent = !self.config.advertise_after_trust || trusted;
                     for prefix in &self.advertised {
-                        let _ = commands
-                            .try_send(Command::Announce(*prefix, attrs(&self.config, prefix)));
+                        if state.services_sent || !is_service(&self.config, prefix) {
+                            let _ = commands
+                                .try_send(Command::Announce(*prefix, attrs(&self.config, prefix)));
+                        }
                     }
                     let task = self.tasks.spawn(connection::run_bgp(
                         *stream,
@@ -719,13 +745,46 @@ impl Core {
         } else {
             Command::Withdraw(prefix)
         };
+        let service = is_service(&self.config, &prefix);
         for peer in self.peers.values() {
             for state in peer.conns.values() {
+                if service && !state.services_sent {
+                    continue;
+                }
                 if let Some(commands) = &state.commands {
                     // A full queue means a stuck session: its hold timer
                     // ends it, and a new one announces everything afresh.
                     let _ = commands.try_send(command.clone());
                 }
+            }
+        }
+    }
+
+    /// Sends our service routes on every session whose peer the data plane
+    /// now trusts and that has not had them yet.
+    fn release_services(&mut self) {
+        let services: Vec<Prefix> = self
+            .advertised
+            .iter()
+            .filter(|p| is_service(&self.config, p))
+            .copied()
+            .collect();
+        for peer in self.peers.values_mut() {
+            for state in peer.conns.values_mut() {
+                let trusted = state
+                    .remote
+                    .is_some_and(|r| self.confirmed.contains(&r.ip()));
+                let Some(commands) = &state.commands else {
+                    continue;
+                };
+                if state.services_sent || !trusted {
+                    continue;
+                }
+                for prefix in &services {
+                    let _ =
+                        commands.try_send(Command::Announce(*prefix, attrs(&self.config, prefix)));
+                }
+                state.services_sent = true;
             }
         }
     }
@@ -877,6 +936,16 @@ impl Core {
             }
         });
     }
+}
+
+/// Whether `prefix` is one of our service VIPs (not an identity or the
+/// private address).
+fn is_service(config: &OverlayConfig, prefix: &Prefix) -> bool {
+    config
+        .import
+        .service_ranges
+        .iter()
+        .any(|r| r.covers(prefix))
 }
 
 /// The attributes we originate `prefix` with: our private underlay

@@ -1,0 +1,227 @@
+//! One edge node, assembled: the data plane on the Internet interface, the
+//! netlink reconciler, the overlay, the health checks, the upstream BGP
+//! sessions, and the control loop that ties them together. Everything here
+//! is wiring; each piece's logic lives in its own module. The daemon
+//! (`edge-agent run`) builds an [`AgentConfig`] from its config file and
+//! runs an [`Agent`]; tests run several in network namespaces.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    bgp::{
+        io::{Command, Status, Telemetry},
+        neighbor::{self, NeighborConfig},
+    },
+    control::{
+        decide::ControlConfig,
+        runtime::{Control, ControlInputs, ControlOutputs},
+    },
+    dataplane::{AttachMode, Attachment, Dataplane, DataplaneError, LoadOptions, NodeConfig},
+    health::{AdminState, Effective, HealthError, HealthMonitor, ServiceCheck},
+    netlink::{
+        desired::Inputs as NetlinkInputs,
+        kernel::NetlinkError,
+        reconciler::{NetlinkConfig, Reconciler},
+    },
+    overlay::{
+        config::OverlayConfig,
+        runtime::{Overlay, StartError},
+    },
+};
+
+/// Everything one node runs with.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The Internet-facing interface (XDP attaches here).
+    pub internet: String,
+    /// How to attach.
+    pub attach: AttachMode,
+    /// Where the data plane's maps and program are pinned, if anywhere.
+    pub load: LoadOptions,
+    /// The data plane's node settings.
+    pub node: NodeConfig,
+    /// The overlay.
+    pub overlay: OverlayConfig,
+    /// The kernel's side.
+    pub netlink: NetlinkConfig,
+    /// Health checks per service (names as in `control.services`).
+    pub health: Vec<ServiceCheck>,
+    /// The control logic.
+    pub control: ControlConfig,
+    /// Upstream BGP neighbours.
+    pub upstream: Vec<NeighborConfig>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data plane.
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    /// The netlink reconciler.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// The overlay.
+    #[error(transparent)]
+    Overlay(#[from] StartError),
+    /// The health checks.
+    #[error(transparent)]
+    Health(#[from] HealthError),
+}
+
+/// A running node.
+pub struct Agent {
+    /// The overlay.
+    pub overlay: Arc<Overlay>,
+    /// The netlink reconciler.
+    pub netlink: Arc<Reconciler>,
+    /// The health checks.
+    pub health: HealthMonitor,
+    /// The control loop.
+    pub control: Control,
+    /// Each upstream neighbour's status.
+    pub upstream: Vec<watch::Receiver<Status>>,
+    upstream_commands: Vec<mpsc::Sender<Command>>,
+    drained: watch::Sender<bool>,
+    _attachment: Attachment,
+}
+
+impl Agent {
+    /// Loads and attaches the data plane, then starts the reconciler, the
+    /// overlay, the health checks, the upstream sessions and the control
+    /// loop, on the current runtime (in the current network namespace).
+    /// Nothing is announced upstream before the control loop finds the
+    /// node fit.
+    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        let mut dataplane = Dataplane::load(&config.load)?;
+        dataplane.set_config(&config.node)?;
+        let attachment = dataplane.attach(&config.internet, config.attach)?;
+        let netlink = Arc::new(Reconciler::spawn(
+            config.netlink.clone(),
+            NetlinkInputs {
+                node_addrs: config.control.node_addrs.clone(),
+                vips: config
+                    .control
+                    .services
+                    .iter()
+                    .flat_map(|s| s.vips())
+                    .collect(),
+                vip_addresses: config.control.vip_addresses,
+                ..NetlinkInputs::default()
+            },
+        )?);
+        // The control loop confirms trust to the overlay before peers may
+        // hear of our services.
+        let mut overlay_config = config.overlay.clone();
+        overlay_config.advertise_after_trust = true;
+        let overlay = Arc::new(Overlay::start(overlay_config).await?);
+        let health = HealthMonitor::spawn(config.health.clone())?;
+        // Health (effective, with admin state) as the control loop sees it.
+        let (local_tx, local) = watch::channel(BTreeMap::new());
+        let mut health_rx = health.status();
+        tokio::spawn(async move {
+            loop {
+                let map: BTreeMap<String, Effective> = health_rx
+                    .borrow_and_update()
+                    .iter()
+                    .map(|(name, h)| (name.clone(), h.effective))
+                    .collect();
+                local_tx.send_if_modified(|old| {
+                    let changed = *old != map;
+                    *old = map;
+                    changed
+                });
+                if health_rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        // The Internet interface's state, from the reconciler.
+        let (internet_tx, internet_up) = watch::channel(None);
+        let mut reconcile = netlink.status();
+        tokio::spawn(async move {
+            loop {
+                let up = reconcile.borrow_and_update().internet_up;
+                internet_tx.send_if_modified(|old| {
+                    let changed = *old != up;
+                    *old = up;
+                    changed
+                });
+                if reconcile.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut upstream = Vec::new();
+        let mut upstream_commands = Vec::new();
+        for neighbor_config in config.upstream.clone() {
+            let (commands, commands_rx) = mpsc::channel(64);
+            let (telemetry, status) = Telemetry::new();
+            let (_inbound_tx, inbound) = mpsc::channel(4);
+            tokio::spawn(async move {
+                // Keeps the (unused) inbound channel open for the session's life.
+                let _inbound_tx = _inbound_tx;
+                neighbor::run(neighbor_config, commands_rx, inbound, telemetry).await;
+            });
+            upstream.push(status);
+            upstream_commands.push(commands);
+        }
+        let (drained, drained_rx) = watch::channel(false);
+        let control = Control::spawn(
+            config.control.clone(),
+            ControlInputs {
+                local,
+                drained: drained_rx,
+                overlay: overlay.status(),
+                internet_up,
+            },
+            ControlOutputs {
+                dataplane,
+                overlay: Some(overlay.clone()),
+                netlink: Some(netlink.clone()),
+                upstream: upstream_commands.clone(),
+            },
+        );
+        Ok(Agent {
+            overlay,
+            netlink,
+            health,
+            control,
+            upstream,
+            upstream_commands,
+            drained,
+            _attachment: attachment,
+        })
+    }
+
+    /// Drains the node (`true`) or ends the drain.
+    pub fn drain(&self, on: bool) {
+        self.drained.send_replace(on);
+    }
+
+    /// Puts a service administratively down, into drain, or back to its
+    /// probes.
+    pub fn set_admin(&self, service: &str, admin: AdminState) -> Result<(), HealthError> {
+        self.health.set_admin(service, admin)
+    }
+
+    /// Stops in a safe order: withdraw upstream (Cease), stop the control
+    /// loop, leave the overlay, then remove the kernel state (unless the
+    /// netlink config keeps it).
+    pub async fn stop(self) {
+        for commands in &self.upstream_commands {
+            let _ = commands
+                .send(Command::Shutdown("edge agent stopping".into()))
+                .await;
+        }
+        let _ = self.control.stop().await;
+        if let Ok(overlay) = Arc::try_unwrap(self.overlay) {
+            overlay.shutdown().await;
+        }
+        if let Ok(netlink) = Arc::try_unwrap(self.netlink) {
+            netlink.stop().await;
+        }
+    }
+}
