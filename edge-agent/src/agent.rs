@@ -18,7 +18,10 @@ use crate::{
         decide::ControlConfig,
         runtime::{Control, ControlInputs, ControlOutputs},
     },
-    dataplane::{AttachMode, Attachment, Dataplane, DataplaneError, LoadOptions, NodeConfig},
+    dataplane::{
+        AttachMode, Attachment, Dataplane, DataplaneError, LoadOptions, NodeConfig, detach_pinned,
+        link_pin_path,
+    },
     health::{AdminState, Effective, HealthError, HealthMonitor, ServiceCheck},
     netlink::{
         desired::Inputs as NetlinkInputs,
@@ -84,7 +87,9 @@ pub struct Agent {
     /// Each upstream neighbour's status.
     pub upstream: Vec<watch::Receiver<Status>>,
     upstream_commands: Vec<mpsc::Sender<Command>>,
+    upstream_tasks: Vec<tokio::task::JoinHandle<()>>,
     drained: watch::Sender<bool>,
+    pin_dir: Option<std::path::PathBuf>,
     _attachment: Attachment,
 }
 
@@ -97,7 +102,18 @@ impl Agent {
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
         let mut dataplane = Dataplane::load(&config.load)?;
         dataplane.set_config(&config.node)?;
-        let attachment = dataplane.attach(&config.internet, config.attach)?;
+        // With pins, a running data plane is re-adopted: its maps are
+        // reused and the new program replaces the old one inside the
+        // existing link, so no packet sees no program.
+        let restarted = config
+            .load
+            .pin_dir
+            .as_deref()
+            .is_some_and(|dir| link_pin_path(dir).exists());
+        let attachment = match &config.load.pin_dir {
+            Some(_) => dataplane.attach_pinned(&config.internet, config.attach)?,
+            None => dataplane.attach(&config.internet, config.attach)?,
+        };
         let netlink = Arc::new(Reconciler::spawn(
             config.netlink.clone(),
             NetlinkInputs {
@@ -154,17 +170,27 @@ impl Agent {
                 }
             }
         });
+        // Warm up before deciding anything: the kernel reconciled once,
+        // every service probed `rise` times, the overlay's candidates
+        // connected (bounded). A restarted node's data plane keeps
+        // forwarding with its old state meanwhile.
+        warm_up(&config, &netlink, &health, &overlay).await;
         let mut upstream = Vec::new();
         let mut upstream_commands = Vec::new();
-        for neighbor_config in config.upstream.clone() {
+        let mut upstream_tasks = Vec::new();
+        for mut neighbor_config in config.upstream.clone() {
+            if let Some(gr) = &mut neighbor_config.session.graceful_restart {
+                // Forwarding state was preserved across the restart.
+                gr.restarted = restarted;
+            }
             let (commands, commands_rx) = mpsc::channel(64);
             let (telemetry, status) = Telemetry::new();
-            let (_inbound_tx, inbound) = mpsc::channel(4);
-            tokio::spawn(async move {
+            let (inbound_tx, inbound) = mpsc::channel(4);
+            upstream_tasks.push(tokio::spawn(async move {
                 // Keeps the (unused) inbound channel open for the session's life.
-                let _inbound_tx = _inbound_tx;
+                let _inbound_tx = inbound_tx;
                 neighbor::run(neighbor_config, commands_rx, inbound, telemetry).await;
-            });
+            }));
             upstream.push(status);
             upstream_commands.push(commands);
         }
@@ -191,7 +217,9 @@ impl Agent {
             control,
             upstream,
             upstream_commands,
+            upstream_tasks,
             drained,
+            pin_dir: config.load.pin_dir.clone(),
             _attachment: attachment,
         })
     }
@@ -208,20 +236,89 @@ impl Agent {
     }
 
     /// Stops in a safe order: withdraw upstream (Cease), stop the control
-    /// loop, leave the overlay, then remove the kernel state (unless the
-    /// netlink config keeps it).
+    /// loop, leave the overlay, remove the kernel state (unless the netlink
+    /// config keeps it), then detach and unpin the data plane.
     pub async fn stop(self) {
         for commands in &self.upstream_commands {
             let _ = commands
                 .send(Command::Shutdown("edge agent stopping".into()))
                 .await;
         }
-        let _ = self.control.stop().await;
+        for task in self.upstream_tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        }
+        let dataplane = self.control.stop().await;
         if let Ok(overlay) = Arc::try_unwrap(self.overlay) {
             overlay.shutdown().await;
         }
         if let Ok(netlink) = Arc::try_unwrap(self.netlink) {
             netlink.stop().await;
         }
+        drop(dataplane);
+        if let Some(dir) = &self.pin_dir {
+            if let Err(e) = detach_pinned(dir) {
+                tracing::warn!("removing the pinned data plane: {e}");
+            }
+        }
+    }
+
+    /// Stops for a restart: upstream sessions are dropped without a Cease
+    /// (graceful restart keeps the routes), nothing is withdrawn, the
+    /// kernel state stays (when the netlink config keeps it) and the
+    /// pinned data plane keeps forwarding.
+    pub async fn abandon(self) {
+        for task in &self.upstream_tasks {
+            task.abort();
+        }
+        let _ = self.control.stop().await;
+        if let Ok(netlink) = Arc::try_unwrap(self.netlink) {
+            netlink.stop().await;
+        }
     }
 }
+
+/// Waits, at most [`WARM_UP`], until the kernel has been reconciled once,
+/// every service has been probed `rise` times, and every configured overlay
+/// candidate is established.
+async fn warm_up(
+    config: &AgentConfig,
+    netlink: &Reconciler,
+    health: &HealthMonitor,
+    overlay: &Overlay,
+) {
+    let deadline = tokio::time::Instant::now() + WARM_UP;
+    let rise: BTreeMap<&str, u32> = config
+        .health
+        .iter()
+        .map(|c| (c.name.as_str(), c.config.rise))
+        .collect();
+    let peers: Vec<_> = config
+        .overlay
+        .static_peers
+        .iter()
+        .map(|c| c.identity.clone())
+        .collect();
+    loop {
+        let reconciled = netlink.status().borrow().passes > 0;
+        let probed = health.snapshot().iter().all(|(name, h)| {
+            h.counters.rounds >= u64::from(rise.get(name.as_str()).copied().unwrap_or(1))
+        });
+        let established = overlay.status().borrow().established();
+        let connected = peers.iter().all(|p| established.contains(p));
+        if (reconciled && probed && connected) || tokio::time::Instant::now() >= deadline {
+            if !(reconciled && probed && connected) {
+                tracing::warn!(
+                    reconciled,
+                    probed,
+                    connected,
+                    "warm-up incomplete after {WARM_UP:?}: deciding with what is known"
+                );
+            }
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The longest warm-up before the first decision.
+const WARM_UP: std::time::Duration = std::time::Duration::from_secs(15);

@@ -10,7 +10,9 @@
 
 pub mod agent;
 pub mod bgp;
+pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod dns_tcp;
 pub mod health;

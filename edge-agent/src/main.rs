@@ -1,9 +1,9 @@
 //! `edge-agent`: the edge daemon's command line.
 //!
-//! For now it manages the XDP data plane by hand (attach and pin it, detach
-//! it, print its counters) and makes lab certificates for the overlay
-//! (`edge-agent pki`). The daemon (`edge-agent run`) arrives with the
-//! control and daemon issues.
+//! `edge-agent run --config FILE` is the daemon; `check-config` validates a
+//! config; `status`, `drain`, `undrain` and `service` talk to a running
+//! daemon; `xdp` manages the data plane by hand; `pki` makes lab
+//! certificates.
 
 use std::{io::Write, path::PathBuf};
 
@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use edge_agent::dataplane::{self, AttachMode, Dataplane, LoadOptions, interface_pin_dir};
 use edge_common::{DEFAULT_PIN_ROOT, stats::Counter};
 
+mod daemon_cli;
 mod pki_cli;
 
 /// The edge agent: anycast CDN edge node.
@@ -29,6 +30,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon.
+    Run(daemon_cli::RunArgs),
+    /// Check a config file: every problem, with its key and a hint.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Show the running daemon's state: fitness, upstream sessions,
+    /// overlay adjacencies, services, counters.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: daemon_cli::SocketArg,
+    },
+    /// Drain the node: the upstream announcement drains, then is withdrawn.
+    Drain {
+        #[command(flatten)]
+        socket: daemon_cli::SocketArg,
+    },
+    /// End the node's drain.
+    Undrain {
+        #[command(flatten)]
+        socket: daemon_cli::SocketArg,
+    },
+    /// Set a service's admin state: up (= auto: follow its probes), down,
+    /// drain.
+    Service {
+        /// The service.
+        name: String,
+        /// up, auto, down or drain.
+        state: String,
+        #[command(flatten)]
+        socket: daemon_cli::SocketArg,
+    },
     /// Manage the XDP data plane directly.
     #[command(subcommand)]
     Xdp(XdpCommand),
@@ -75,6 +112,35 @@ enum XdpCommand {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(name) = &cli.netns {
+        edge_agent::netns::enter(name)?;
+    }
+    match cli.command {
+        // The daemon sets up logging as its config says.
+        Command::Run(args) => daemon_cli::run_daemon(args),
+        Command::CheckConfig { file } => print(&daemon_cli::check_config(file)?),
+        Command::Status { json, socket } => print(&daemon_cli::status(socket, json)?),
+        Command::Drain { socket } => print(&daemon_cli::drain(socket, true)?),
+        Command::Undrain { socket } => print(&daemon_cli::drain(socket, false)?),
+        Command::Service {
+            name,
+            state,
+            socket,
+        } => print(&daemon_cli::service(socket, name, state)?),
+        Command::Xdp(command) => {
+            log_to_stderr();
+            xdp(command)
+        }
+        Command::Pki(command) => {
+            log_to_stderr();
+            print(&pki_cli::run(command)?)
+        }
+    }
+}
+
+/// Logs to stderr for the commands that manage things by hand.
+fn log_to_stderr() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -82,16 +148,16 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
-    if let Some(name) = &cli.netns {
-        edge_agent::netns::enter(name)?;
-    }
-    match cli.command {
-        Command::Xdp(XdpCommand::Attach {
+}
+
+/// `edge-agent xdp …`.
+fn xdp(command: XdpCommand) -> Result<()> {
+    match command {
+        XdpCommand::Attach {
             iface,
             mode,
             pin_root,
-        }) => {
+        } => {
             // Checked before anything touches the kernel.
             dataplane::ifindex(&iface)?;
             let pin_dir = interface_pin_dir(&pin_root, &iface);
@@ -111,12 +177,12 @@ fn main() -> Result<()> {
                 ),
             }
         }
-        Command::Xdp(XdpCommand::Detach { iface, pin_root }) => {
+        XdpCommand::Detach { iface, pin_root } => {
             dataplane::detach_pinned(&interface_pin_dir(&pin_root, &iface))
                 .with_context(|| format!("detaching from {iface}"))?;
             println!("detached edge from {iface}");
         }
-        Command::Xdp(XdpCommand::Stats { iface, pin_root }) => {
+        XdpCommand::Stats { iface, pin_root } => {
             let pin_dir = interface_pin_dir(&pin_root, &iface);
             let stats = dataplane::read_pinned_stats(&pin_dir).with_context(|| {
                 format!(
@@ -130,7 +196,6 @@ fn main() -> Result<()> {
                 .collect();
             print(&table)?;
         }
-        Command::Pki(command) => print(&pki_cli::run(command)?)?,
     }
     Ok(())
 }

@@ -26,7 +26,10 @@ use std::{
     time::Instant,
 };
 
-use edge_common::maps::MAX_PEERS;
+use edge_common::{
+    maps::{MAX_PEERS, PeerStats, ServiceStats},
+    stats::Stats,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{
@@ -94,11 +97,28 @@ pub enum Applied {
     Upstream(Announce),
 }
 
+/// The data plane's counters, read by the loop every second.
+#[derive(Clone, Debug)]
+pub struct Counters {
+    /// When they were read.
+    pub at: Instant,
+    /// Per action and reason.
+    pub totals: Stats,
+    /// Per service id.
+    pub services: BTreeMap<u32, ServiceStats>,
+    /// Per data-plane peer.
+    pub peers: BTreeMap<u32, (PeerKey, PeerStats)>,
+}
+
 /// What the loop shows of itself.
 #[derive(Clone, Debug, Default)]
 pub struct ControlStatus {
     /// Decisions made.
     pub decisions: u64,
+    /// How long the last change took to apply.
+    pub last_apply: Option<std::time::Duration>,
+    /// The data plane's counters.
+    pub counters: Option<Counters>,
     /// The latest desired state.
     pub desired: Option<Desired>,
     /// Failures applying it.
@@ -170,6 +190,8 @@ impl Core {
         mut inputs: ControlInputs,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) {
+        let mut counters = tokio::time::interval(std::time::Duration::from_secs(1));
+        counters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let local = inputs.local.borrow_and_update().clone();
             let overlay = inputs.overlay.borrow_and_update().clone();
@@ -188,8 +210,11 @@ impl Core {
                 &mut self.fitness,
             );
             if self.previous.as_ref() != Some(&desired) {
+                let started = Instant::now();
                 self.apply(&desired).await;
                 self.previous = Some(desired.clone());
+                let took = started.elapsed();
+                self.status.send_modify(|s| s.last_apply = Some(took));
             }
             self.status.send_modify(|s| {
                 s.decisions += 1;
@@ -200,15 +225,49 @@ impl Core {
                 .next_deadline(&self.config.fitness)
                 .filter(|t| *t > now)
                 .map(tokio::time::Instant::from_std);
-            tokio::select! {
-                _ = &mut stop => return,
-                r = inputs.local.changed() => if r.is_err() { return },
-                r = inputs.overlay.changed() => if r.is_err() { return },
-                r = inputs.drained.changed() => if r.is_err() { return },
-                r = inputs.internet_up.changed() => if r.is_err() { return },
-                () = sleep_until(deadline) => {}
+            // Counters are read every second without deciding again.
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = counters.tick() => {
+                        self.read_counters();
+                        continue;
+                    }
+                    r = inputs.local.changed() => if r.is_err() { return },
+                    r = inputs.overlay.changed() => if r.is_err() { return },
+                    r = inputs.drained.changed() => if r.is_err() { return },
+                    r = inputs.internet_up.changed() => if r.is_err() { return },
+                    () = sleep_until(deadline) => {}
+                }
+                break;
             }
         }
+    }
+
+    fn read_counters(&self) {
+        let dp = &self.outputs.dataplane;
+        let Ok(totals) = dp.stats() else {
+            return;
+        };
+        let services = self
+            .config
+            .services
+            .iter()
+            .filter_map(|s| dp.service_stats(s.id).ok().map(|st| (s.id, st)))
+            .collect();
+        let peers = self
+            .ids
+            .iter()
+            .filter_map(|(key, id)| dp.peer_stats(*id).ok().map(|st| (*id, (key.clone(), st))))
+            .collect();
+        self.status.send_modify(|s| {
+            s.counters = Some(Counters {
+                at: Instant::now(),
+                totals,
+                services,
+                peers,
+            })
+        });
     }
 
     fn note(&self, change: Applied) {

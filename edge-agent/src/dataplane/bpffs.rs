@@ -45,7 +45,7 @@ pub(crate) fn is_bpffs(path: &Path) -> bool {
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c_path` is NUL-terminated and `stat` is a valid out-pointer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
-    rc == 0 && stat.f_type == BPF_FS_MAGIC as _
+    rc == 0 && stat.f_type == BPF_FS_MAGIC
 }
 
 fn mount_bpffs(target: &Path) -> io::Result<()> {

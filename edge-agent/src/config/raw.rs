@@ -1,0 +1,200 @@
+//! The config file exactly as written: one struct per TOML table, every
+//! key optional and every value in its TOML type (addresses, durations and
+//! choices are still strings). Deserializing this can fail only on TOML
+//! syntax and on a value of the wrong TOML type; everything else (missing
+//! keys, bad addresses, ranges, references) is checked by the builder,
+//! which reports every problem with its key. Unknown keys are collected
+//! while deserializing (see [`super::parse_with`]), not rejected one by
+//! one, so that all of them are reported too.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct File {
+    pub node: Node,
+    pub services: Vec<Service>,
+    pub policy: Policy,
+    pub upstream: Vec<Upstream>,
+    pub overlay: Overlay,
+    pub netlink: Netlink,
+    pub daemon: Daemon,
+}
+
+/// `[node]`: who this node is and how its data plane runs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Node {
+    pub name: Option<String>,
+    pub identity: Option<Vec<String>>,
+    pub internet_interface: Option<String>,
+    pub xdp_mode: Option<String>,
+    pub underlay: Option<Vec<String>>,
+    pub anycast: Option<Vec<String>>,
+    pub asn: Option<i64>,
+    pub mtu: Option<i64>,
+    pub encap: Option<String>,
+    pub gue_port: Option<i64>,
+    pub maglev_size: Option<i64>,
+    pub flow_entries: Option<i64>,
+}
+
+/// `[[services]]`: one service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Service {
+    pub name: Option<String>,
+    pub id: Option<i64>,
+    pub vips: Option<Vec<String>>,
+    pub ports: Option<Vec<String>>,
+    pub unavailable: Option<String>,
+    pub probes: Vec<Probe>,
+    pub health: Health,
+}
+
+/// An HTTP status given as a number (`200`) or a range (`"200-399"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Status {
+    Code(i64),
+    Range(String),
+}
+
+/// `[[services.probes]]`: one probe; which keys apply depends on `kind`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Probe {
+    pub kind: Option<String>,
+    // tcp
+    pub address: Option<String>,
+    // http
+    pub url: Option<String>,
+    pub expect_status: Option<Status>,
+    pub body_contains: Option<String>,
+    pub host: Option<String>,
+    pub resolve_to: Option<String>,
+    pub ca_file: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+    // dns
+    pub server: Option<String>,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub record_type: Option<String>,
+    pub expect_rcode: Option<String>,
+    pub expect_answer: Option<String>,
+    // exec
+    pub command: Option<Vec<String>>,
+}
+
+/// `[services.health]`: the timing of a service's checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Health {
+    pub interval: Option<String>,
+    pub fast_interval: Option<String>,
+    pub timeout: Option<String>,
+    pub slow_threshold: Option<String>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub jitter_percent: Option<i64>,
+    pub stagger: Option<bool>,
+    pub initial: Option<String>,
+}
+
+/// `[policy]`: node fitness and the upstream announcement.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Policy {
+    pub required_services: Option<Vec<String>>,
+    pub drain_period: Option<String>,
+    pub hold_down: Option<String>,
+    pub hold_down_max: Option<String>,
+    pub stable_after: Option<String>,
+    pub drain_prepend: Option<i64>,
+}
+
+/// `[[upstream]]`: one upstream BGP neighbour.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Upstream {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub port: Option<i64>,
+    pub asn: Option<i64>,
+    pub local_address: Option<String>,
+    pub md5_key: Option<String>,
+    pub md5_key_file: Option<String>,
+    pub hold_time: Option<i64>,
+    pub connect_retry: Option<String>,
+    pub passive: Option<bool>,
+    pub graceful_restart: Option<String>,
+    pub families: Option<Vec<String>>,
+    pub max_prefixes: Option<i64>,
+}
+
+/// `[overlay]`: the authenticated overlay between edge nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Overlay {
+    pub listen: Option<String>,
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub crl: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub identity_ranges: Option<Vec<String>>,
+    pub service_ranges: Option<Vec<String>>,
+    pub private_ranges: Option<Vec<String>>,
+    pub max_routes: Option<i64>,
+    pub hold_time: Option<i64>,
+    pub handshake_timeout: Option<String>,
+    pub max_handshakes: Option<i64>,
+    pub trust_check: Option<String>,
+    pub backoff_min: Option<String>,
+    pub backoff_max: Option<String>,
+    pub private_address: Option<String>,
+    pub private_to: Option<Vec<String>>,
+    pub peers: Vec<Peer>,
+    pub discovery: Discovery,
+}
+
+/// `[[overlay.peers]]`: a static candidate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Peer {
+    pub identity: Option<String>,
+    pub address: Option<String>,
+}
+
+/// `[overlay.discovery]`: DNS SRV discovery.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Discovery {
+    pub srv: Option<Vec<String>>,
+    pub resolvers: Option<Vec<String>>,
+    pub refresh: Option<String>,
+}
+
+/// `[netlink]`: the kernel state the agent owns.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Netlink {
+    pub interface: Option<String>,
+    pub table: Option<i64>,
+    pub protocol: Option<i64>,
+    pub period: Option<String>,
+    pub vips: Option<String>,
+    pub keep_state: Option<bool>,
+}
+
+/// `[daemon]`: the process itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Daemon {
+    pub api_socket: Option<String>,
+    pub metrics: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    pub pin_dir: Option<String>,
+}

@@ -1,0 +1,353 @@
+//! The status document (`edge-agent status`, `--json`): node fitness,
+//! upstream sessions, overlay adjacencies, services with their local
+//! health and remote peers, data-plane counters with rates. Built from the
+//! node's published state; rendered as JSON or as tables.
+
+use std::{collections::BTreeMap, fmt::Write as _, time::Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    bgp::io::Status as UpstreamStatus,
+    control::{fitness::Announce, runtime::ControlStatus},
+    health::HealthMap,
+    overlay::status::OverlayStatus,
+};
+
+/// Everything `edge-agent status` shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    /// The node as a whole.
+    pub node: NodeDoc,
+    /// Upstream BGP sessions.
+    pub upstream: Vec<UpstreamDoc>,
+    /// Overlay adjacencies.
+    pub overlay: Vec<AdjacencyDoc>,
+    /// Connections refused on the overlay control endpoint, per reason.
+    pub overlay_refused: BTreeMap<String, u64>,
+    /// Local services.
+    pub services: Vec<ServiceDoc>,
+    /// Data-plane counters (non-zero ones), with rates per second.
+    pub counters: BTreeMap<String, CounterDoc>,
+}
+
+/// The node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeDoc {
+    /// Its overlay identity.
+    pub identity: String,
+    /// Whether it is fit for the Internet announcement.
+    pub fit: bool,
+    /// Why not, if not.
+    pub unfit_because: Option<String>,
+    /// The upstream announcement: announce, drain or withdraw.
+    pub announcement: String,
+    /// The operator drained it.
+    pub drained: bool,
+    /// The Internet interface is up.
+    pub internet_up: Option<bool>,
+}
+
+/// One upstream session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamDoc {
+    /// The neighbour's address.
+    pub neighbor: String,
+    /// Its state.
+    pub state: String,
+    /// Seconds since Established.
+    pub up_for_s: Option<u64>,
+    /// How often it became Established.
+    pub established_count: u64,
+    /// What we announce to it.
+    pub announced: Vec<String>,
+    /// Prefixes it sends us.
+    pub received: usize,
+    /// Why it last went down.
+    pub last_down: Option<String>,
+}
+
+/// One overlay adjacency.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdjacencyDoc {
+    /// The peer's identity.
+    pub peer: String,
+    /// Its state.
+    pub state: String,
+    /// Its underlay address on the session.
+    pub transport: Option<String>,
+    /// How often it became Established.
+    pub established_count: u64,
+    /// Routes accepted from it.
+    pub routes: usize,
+    /// Routes rejected, per reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// The private address in use toward it.
+    pub private: Option<String>,
+    /// Why the last attempt failed.
+    pub last_failure: Option<String>,
+}
+
+/// One local service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDoc {
+    /// Its name.
+    pub name: String,
+    /// What the node acts on: up, draining or down.
+    pub health: String,
+    /// What the probes say.
+    pub measured: String,
+    /// The operator's setting: auto, down or drain.
+    pub admin: String,
+    /// The last probe results.
+    pub probes: Vec<String>,
+    /// Served here (the data plane's local bit).
+    pub local: bool,
+    /// Peers that serve it, with the address traffic goes to.
+    pub remote: Vec<String>,
+}
+
+/// A counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterDoc {
+    /// Its value.
+    pub value: u64,
+    /// Its rate per second over the last interval.
+    pub rate: f64,
+}
+
+/// The pieces a status document is made of.
+pub struct Sources<'a> {
+    /// The overlay.
+    pub overlay: &'a OverlayStatus,
+    /// The control loop (and the counters it read).
+    pub control: &'a ControlStatus,
+    /// The health checks.
+    pub health: &'a HealthMap,
+    /// Upstream sessions with their neighbour's address.
+    pub upstream: Vec<(String, UpstreamStatus)>,
+    /// Whether the operator drained the node.
+    pub drained: bool,
+    /// The Internet interface's state.
+    pub internet_up: Option<bool>,
+    /// Service names and their data-plane ids.
+    pub services: &'a [(String, u32)],
+    /// The counters of the previous document, for rates.
+    pub previous: Option<&'a (Instant, BTreeMap<String, u64>)>,
+}
+
+/// Builds the document.
+pub fn build(s: &Sources<'_>) -> StatusDoc {
+    let desired = s.control.desired.as_ref();
+    let node = NodeDoc {
+        identity: s
+            .overlay
+            .identity
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_default(),
+        fit: desired.is_some_and(|d| d.fit.is_ok()),
+        unfit_because: desired.and_then(|d| d.fit.clone().err()),
+        announcement: match desired.map(|d| d.upstream) {
+            Some(Announce::Announce) => "announce",
+            Some(Announce::Drain) => "drain",
+            Some(Announce::Withdraw) | None => "withdraw",
+        }
+        .into(),
+        drained: s.drained,
+        internet_up: s.internet_up,
+    };
+    let upstream = s
+        .upstream
+        .iter()
+        .map(|(neighbor, st)| UpstreamDoc {
+            neighbor: neighbor.clone(),
+            state: st
+                .state
+                .map(|x| format!("{x:?}"))
+                .unwrap_or_else(|| "Idle".into()),
+            up_for_s: st.established_since.map(|t| t.elapsed().as_secs()),
+            established_count: st.established_count,
+            announced: st.announced.iter().map(|(p, _)| p.to_string()).collect(),
+            received: st.received_prefixes,
+            last_down: st.last_down.as_ref().map(|d| format!("{d:?}")),
+        })
+        .collect();
+    let overlay = s
+        .overlay
+        .adjacencies
+        .iter()
+        .map(|(peer, a)| AdjacencyDoc {
+            peer: peer.to_string(),
+            state: a.state.name().into(),
+            transport: a.transport.map(|t| t.to_string()),
+            established_count: a.established_count,
+            routes: a.routes,
+            rejected: a
+                .rejected
+                .iter()
+                .map(|(r, n)| (r.name().to_string(), *n))
+                .collect(),
+            private: a.private_in_use.map(|p| p.to_string()),
+            last_failure: a.last_failure.clone(),
+        })
+        .collect();
+    let services = s
+        .health
+        .iter()
+        .map(|(name, h)| {
+            let id = s
+                .services
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| *id);
+            let config_id = desired.and_then(|d| id.and_then(|id| d.services.get_key_value(&id)));
+            ServiceDoc {
+                name: name.clone(),
+                health: h.effective.to_string(),
+                measured: h.measured.to_string(),
+                admin: h.admin.to_string(),
+                probes: h.last_results.iter().map(|r| r.detail.clone()).collect(),
+                local: config_id.is_some_and(|(_, st)| st.local),
+                remote: config_id
+                    .map(|(_, st)| {
+                        st.backends
+                            .iter()
+                            .map(|(peer, at)| format!("{peer} via {at}"))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let mut counters = BTreeMap::new();
+    if let Some(c) = &s.control.counters {
+        for counter in edge_common::stats::Counter::ALL {
+            let value = c.totals.get(*counter);
+            if value == 0 {
+                continue;
+            }
+            let rate = s
+                .previous
+                .and_then(|(at, prev)| {
+                    let secs = c.at.checked_duration_since(*at)?.as_secs_f64();
+                    let before = prev.get(counter.name())?;
+                    (secs > 0.0).then(|| value.saturating_sub(*before) as f64 / secs)
+                })
+                .unwrap_or(0.0);
+            counters.insert(counter.name().to_string(), CounterDoc { value, rate });
+        }
+    }
+    StatusDoc {
+        node,
+        upstream,
+        overlay,
+        overlay_refused: s
+            .overlay
+            .refused
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        services,
+        counters,
+    }
+}
+
+/// The document as readable tables.
+pub fn render(doc: &StatusDoc) -> String {
+    let mut out = String::new();
+    let n = &doc.node;
+    let _ = writeln!(
+        out,
+        "node {}: {} ({}){}{}",
+        n.identity,
+        if n.fit { "fit" } else { "NOT FIT" },
+        n.announcement,
+        n.unfit_because
+            .as_ref()
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default(),
+        if n.drained {
+            ", drained by the operator"
+        } else {
+            ""
+        },
+    );
+    let _ = writeln!(
+        out,
+        "internet interface: {}\n",
+        match n.internet_up {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "missing",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:<12} {:>8} {:>6}  announced",
+        "UPSTREAM", "STATE", "UP (s)", "RCVD"
+    );
+    for u in &doc.upstream {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<12} {:>8} {:>6}  {}",
+            u.neighbor,
+            u.state,
+            u.up_for_s
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            u.received,
+            u.announced.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<24} {:<14} {:<20} {:>6} {:>9}",
+        "OVERLAY PEER", "STATE", "TRANSPORT", "ROUTES", "REJECTED"
+    );
+    for a in &doc.overlay {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<14} {:<20} {:>6} {:>9}{}",
+            a.peer,
+            a.state,
+            a.transport.as_deref().unwrap_or("-"),
+            a.routes,
+            a.rejected.values().sum::<u64>(),
+            a.last_failure
+                .as_ref()
+                .map(|f| format!("  ({f})"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<12} {:<9} {:<9} {:<6} {:<6} remote peers",
+        "SERVICE", "HEALTH", "MEASURED", "ADMIN", "LOCAL"
+    );
+    for s in &doc.services {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<9} {:<9} {:<6} {:<6} {}",
+            s.name,
+            s.health,
+            s.measured,
+            s.admin,
+            if s.local { "yes" } else { "no" },
+            if s.remote.is_empty() {
+                "-".to_string()
+            } else {
+                s.remote.join(", ")
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>14} {:>12}",
+        "COUNTER", "VALUE", "PER SECOND"
+    );
+    for (name, c) in &doc.counters {
+        let _ = writeln!(out, "{name:<28} {:>14} {:>12.1}", c.value, c.rate);
+    }
+    out
+}
