@@ -114,7 +114,10 @@ impl Agent {
             Some(_) => dataplane.attach_pinned(&config.internet, config.attach)?,
             None => dataplane.attach(&config.internet, config.attach)?,
         };
-        let netlink = Arc::new(Reconciler::spawn(
+        // Until the control loop decides, the kernel keeps what it has
+        // (a restart over kept state must not lose its routes): only the
+        // interface and its addresses are made.
+        let netlink = Arc::new(Reconciler::spawn_partial(
             config.netlink.clone(),
             NetlinkInputs {
                 node_addrs: config.control.node_addrs.clone(),
@@ -175,24 +178,15 @@ impl Agent {
         // connected (bounded). A restarted node's data plane keeps
         // forwarding with its old state meanwhile.
         warm_up(&config, &netlink, &health, &overlay).await;
-        let mut upstream = Vec::new();
+        // The upstream command channels exist before the control loop, so
+        // its first decision is queued before any session can come up; the
+        // sessions start only once that decision is made.
         let mut upstream_commands = Vec::new();
-        let mut upstream_tasks = Vec::new();
-        for mut neighbor_config in config.upstream.clone() {
-            if let Some(gr) = &mut neighbor_config.session.graceful_restart {
-                // Forwarding state was preserved across the restart.
-                gr.restarted = restarted;
-            }
+        let mut upstream_receivers = Vec::new();
+        for _ in &config.upstream {
             let (commands, commands_rx) = mpsc::channel(64);
-            let (telemetry, status) = Telemetry::new();
-            let (inbound_tx, inbound) = mpsc::channel(4);
-            upstream_tasks.push(tokio::spawn(async move {
-                // Keeps the (unused) inbound channel open for the session's life.
-                let _inbound_tx = inbound_tx;
-                neighbor::run(neighbor_config, commands_rx, inbound, telemetry).await;
-            }));
-            upstream.push(status);
             upstream_commands.push(commands);
+            upstream_receivers.push(commands_rx);
         }
         let (drained, drained_rx) = watch::channel(false);
         let control = Control::spawn(
@@ -210,6 +204,30 @@ impl Agent {
                 upstream: upstream_commands.clone(),
             },
         );
+        let mut decided = control.status.clone();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            decided.wait_for(|s| s.decisions > 0),
+        )
+        .await;
+        let mut upstream = Vec::new();
+        let mut upstream_tasks = Vec::new();
+        for (mut neighbor_config, commands_rx) in
+            config.upstream.clone().into_iter().zip(upstream_receivers)
+        {
+            if let Some(gr) = &mut neighbor_config.session.graceful_restart {
+                // Forwarding state was preserved across the restart.
+                gr.restarted = restarted;
+            }
+            let (telemetry, status) = Telemetry::new();
+            let (inbound_tx, inbound) = mpsc::channel(4);
+            upstream_tasks.push(tokio::spawn(async move {
+                // Keeps the (unused) inbound channel open for the session's life.
+                let _inbound_tx = inbound_tx;
+                neighbor::run(neighbor_config, commands_rx, inbound, telemetry).await;
+            }));
+            upstream.push(status);
+        }
         Ok(Agent {
             overlay,
             netlink,

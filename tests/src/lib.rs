@@ -29,6 +29,7 @@ pub mod dns;
 pub mod fixture;
 pub mod gobgp;
 pub mod http;
+pub mod lab;
 pub mod netns;
 pub mod overlay;
 pub mod packet;

@@ -222,7 +222,7 @@ fn ip(args: &[&str]) {
 }
 
 /// Kills what runs in namespace `name` and deletes it; quiet if it is gone.
-fn delete(name: &str) {
+pub(crate) fn delete(name: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             if let Ok(pid) = pid.parse::<i32>() {

@@ -85,6 +85,13 @@ enum Command {
     /// Show the data plane at work on a veth pair in two fresh network
     /// namespaces: load, send traffic, dump the counters with bpftool, clean up.
     Demo,
+    /// The lab: a whole anycast CDN in network namespaces (root):
+    /// `up`, `status`, `demo [--keep]`, `down`.
+    Lab {
+        /// up, status, demo or down (and `--keep` for demo).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -102,6 +109,20 @@ fn main() -> Result<()> {
         Command::Unload { iface, pin_root } => load::unload(&iface, &pin_root),
         Command::Test => test::run(),
         Command::Bench { name } => test::bench(name.as_deref()),
+        Command::Lab { args } => {
+            cmd::run(&mut cmd::cargo(&[
+                "build",
+                "--quiet",
+                "--package",
+                "edge-agent",
+                "--package",
+                "edge-tests",
+                "--bins",
+            ]))?;
+            let mut lab = std::process::Command::new(cmd::root().join("target/debug/edge-lab"));
+            lab.args(&args);
+            cmd::run(&mut lab)
+        }
         Command::Demo => cmd::run(&mut cmd::cargo(&[
             "run",
             "--quiet",

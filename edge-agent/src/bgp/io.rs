@@ -206,6 +206,20 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     });
                     telemetry.event(Event::Established(n.clone()));
                     telemetry.feed(Feed::Established(n.clone()));
+                    // What the agent asked for before now goes out before
+                    // End-of-RIB: a restarting speaker's routes must not be
+                    // flushed by an End-of-RIB that came too early.
+                    while let Ok(command) = commands.try_recv() {
+                        match command {
+                            Command::Announce(prefix, attrs) => rib.announce(prefix, attrs),
+                            Command::Withdraw(prefix) => rib.withdraw(prefix),
+                            Command::Shutdown(reason) => {
+                                shutting_down = Some(reason);
+                                break;
+                            }
+                        }
+                    }
+                    telemetry.announced(rib);
                     rib.reset();
                     let changes = rib.take_changes();
                     send_changes(&changes, origination, &options, &mut outbox, status);

@@ -93,6 +93,17 @@ pub async fn reconcile_once(
     own: &Ownership,
     inputs: &Inputs,
 ) -> Result<Vec<Change>, PassError> {
+    reconcile(kernel, own, inputs, true).await
+}
+
+/// A pass; without `removals`, only what is missing is added (nothing the
+/// agent owns is taken away: the inputs may not be complete yet).
+async fn reconcile(
+    kernel: &Kernel,
+    own: &Ownership,
+    inputs: &Inputs,
+    removals: bool,
+) -> Result<Vec<Change>, PassError> {
     let fail = |what: &str, e: NetlinkError| PassError {
         applied: Vec::new(),
         errors: vec![(what.to_string(), e)],
@@ -113,7 +124,16 @@ pub async fn reconcile_once(
         .dump(own)
         .await
         .map_err(|e| fail("reading the kernel's state", e))?;
-    apply_all(kernel, own, plan(&desired, &actual)).await
+    let mut changes = plan(&desired, &actual);
+    if !removals {
+        changes.retain(|c| {
+            !matches!(
+                c,
+                Change::DelAddress(_) | Change::DelRoute(_) | Change::DelNeighbour(_)
+            )
+        });
+    }
+    apply_all(kernel, own, changes).await
 }
 
 /// Applies `changes` in order; one failing does not stop the others.
@@ -180,12 +200,33 @@ impl Reconciler {
     /// Opens the kernel sockets in the current network namespace and starts
     /// the loop on the current runtime with `inputs`.
     pub fn spawn(config: NetlinkConfig, inputs: Inputs) -> Result<Reconciler, NetlinkError> {
+        Self::start(config, inputs, true)
+    }
+
+    /// Like [`Reconciler::spawn`], but with inputs that are not complete
+    /// yet (a node starting, or restarting over kept state): only what is
+    /// missing is added, and nothing is removed before the first
+    /// [`Reconciler::set_inputs`].
+    pub fn spawn_partial(
+        config: NetlinkConfig,
+        inputs: Inputs,
+    ) -> Result<Reconciler, NetlinkError> {
+        Self::start(config, inputs, false)
+    }
+
+    fn start(
+        config: NetlinkConfig,
+        inputs: Inputs,
+        complete: bool,
+    ) -> Result<Reconciler, NetlinkError> {
         let kernel = Kernel::open()?;
         let events = super::kernel::events()?;
         let (inputs_tx, inputs_rx) = watch::channel(inputs);
         let (status_tx, status) = watch::channel(ReconcileStatus::default());
         let (stop, stop_rx) = oneshot::channel();
-        tokio::spawn(run(config, kernel, events, inputs_rx, status_tx, stop_rx));
+        tokio::spawn(run(
+            config, kernel, events, inputs_rx, status_tx, stop_rx, complete,
+        ));
         Ok(Reconciler {
             inputs: inputs_tx,
             status,
@@ -221,6 +262,7 @@ async fn run(
     mut inputs: watch::Receiver<Inputs>,
     status: watch::Sender<ReconcileStatus>,
     mut stop: oneshot::Receiver<oneshot::Sender<()>>,
+    mut complete: bool,
 ) {
     let own = &config.ownership;
     let mut backoff = BACKOFF_MIN;
@@ -259,6 +301,8 @@ async fn run(
                 return;
             }
         }
+        // Inputs set through the handle are complete.
+        complete |= inputs.has_changed().is_ok_and(|c| c);
         let snapshot = inputs.borrow_and_update().clone();
         let internet = kernel.link(&config.internet).await.ok().flatten();
         let sysctl_error = match internet {
@@ -273,7 +317,7 @@ async fn run(
             },
             None => None,
         };
-        let result = reconcile_once(&kernel, own, &snapshot).await;
+        let result = reconcile(&kernel, own, &snapshot, complete).await;
         status.send_modify(|s| {
             s.passes += 1;
             s.last_pass = Some(Instant::now());

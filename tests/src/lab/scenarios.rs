@@ -1,0 +1,325 @@
+//! The demo: the design brief's scenarios played against a running lab,
+//! each measured, checked and printed as a timeline; then a summary.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::{Lab, configs::ROGUE, who_serves};
+
+/// How one scenario went.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// What it was.
+    pub scenario: &'static str,
+    /// Whether it behaved as the design says.
+    pub passed: bool,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// Plays every scenario, printing the timeline through `say`.
+pub fn demo(lab: &Lab, say: &mut dyn FnMut(&str)) -> Vec<Outcome> {
+    let start = Instant::now();
+    let mut log = |what: &str| say(&format!("[{:>6.2}s] {what}", start.elapsed().as_secs_f64()));
+    vec![
+        nearest(&mut log),
+        service_failure(lab, &mut log),
+        drain(lab, &mut log),
+        rogue(lab, &mut log),
+        restart(lab, &mut log),
+    ]
+}
+
+/// The summary table.
+pub fn summary(outcomes: &[Outcome]) -> String {
+    let mut out = String::from("\n| scenario | result | what was seen |\n|---|---|---|\n");
+    for o in outcomes {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            o.scenario,
+            if o.passed { "ok" } else { "FAILED" },
+            o.detail
+        ));
+    }
+    out
+}
+
+fn outcome(scenario: &'static str, passed: bool, detail: String) -> Outcome {
+    Outcome {
+        scenario,
+        passed,
+        detail,
+    }
+}
+
+/// Polls `client` until `check` accepts who served it; the time it took.
+fn until_served(
+    client: &str,
+    timeout: Duration,
+    check: impl Fn(&str) -> bool,
+) -> Result<(Duration, String), String> {
+    let start = Instant::now();
+    loop {
+        if let Ok(pop) = who_serves(client) {
+            if check(&pop) {
+                return Ok((start.elapsed(), pop));
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "{client}: not within {timeout:?} (last: {:?})",
+                who_serves(client)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn nearest(log: &mut dyn FnMut(&str)) -> Outcome {
+    let one = who_serves("client1");
+    let two = who_serves("client2");
+    log(&format!(
+        "client1 (behind isp1) is served by {one:?}; client2 (behind isp2) by {two:?}"
+    ));
+    let passed = one.as_deref() == Ok("pop-a") && matches!(two.as_deref(), Ok("pop-b" | "pop-c"));
+    outcome(
+        "clients reach their nearest PoP by BGP",
+        passed,
+        format!(
+            "client1 → {}, client2 → {}",
+            one.unwrap_or_else(|e| e),
+            two.unwrap_or_else(|e| e)
+        ),
+    )
+}
+
+/// The best route of the anycast prefix at `isp`, and its import counters
+/// from pop-a: what must not move when a service fails.
+fn bgp_view(lab: &Lab) -> (String, String) {
+    let route = lab.birdc("isp1", "show route 203.0.113.0/24");
+    let updates = lab
+        .birdc("isp1", "show protocols all pop_a")
+        .lines()
+        .find(|l| l.trim_start().starts_with("Import updates:"))
+        .unwrap_or_default()
+        .to_string();
+    (route, updates)
+}
+
+fn service_failure(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
+    const NAME: &str =
+        "web fails at pop-a: its clients are served through the overlay, BGP unchanged";
+    let before = bgp_view(lab);
+    log("pop-a: web service stopped");
+    if let Err(e) = lab.service("pop-a", "web down") {
+        return outcome(NAME, false, e);
+    }
+    let failover = until_served("client1", Duration::from_secs(10), |p| p != "pop-a");
+    let after = bgp_view(lab);
+    let unchanged = before == after;
+    match &failover {
+        Ok((t, pop)) => log(&format!(
+            "client1 answered by {pop} via the overlay after {t:.2?}; isp1's BGP unchanged: {unchanged}"
+        )),
+        Err(e) => log(e),
+    }
+    let _ = lab.service("pop-a", "web up");
+    let back = until_served("client1", Duration::from_secs(10), |p| p == "pop-a");
+    if let Ok((t, _)) = &back {
+        log(&format!(
+            "pop-a: web service restored; client1 served by pop-a again after {t:.2?}"
+        ));
+    }
+    match failover {
+        Ok((t, pop)) => outcome(
+            NAME,
+            unchanged && back.is_ok(),
+            format!("failover to {pop} in {t:.2?}, isp1 route and updates unchanged: {unchanged}"),
+        ),
+        Err(e) => outcome(NAME, false, e),
+    }
+}
+
+/// The next hop isp1's kernel uses toward the web VIP.
+fn isp1_next_hop() -> String {
+    super::net::ip_in("isp1", &["route", "get", super::configs::WEB_VIP])
+        .ok()
+        .and_then(|r| {
+            r.split_whitespace()
+                .skip_while(|w| *w != "via")
+                .nth(1)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+/// Polls isp1's route to the VIP until its next hop is `want`.
+fn until_routed(want: &str, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        if isp1_next_hop() == want {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "isp1 still routes the VIP via {} after {timeout:?}",
+                isp1_next_hop()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn drain(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
+    const NAME: &str = "pop-a drained: its clients move to another PoP";
+    const VIA_ISP2: &str = "198.51.100.98";
+    const VIA_POP_A: &str = "198.51.100.2";
+    log("pop-a: drained by the operator");
+    if let Err(e) = lab.admin("pop-a", &["drain"]) {
+        return outcome(NAME, false, e);
+    }
+    // Internet BGP moves: isp1 prefers the route through isp2 over pop-a's
+    // GRACEFUL_SHUTDOWN one.
+    let converged = until_routed(VIA_ISP2, Duration::from_secs(15));
+    let served = who_serves("client1");
+    match &converged {
+        Ok(t) => log(&format!(
+            "isp1 routes the anycast prefix via isp2 after {t:.2?}; client1 now served by {served:?}"
+        )),
+        Err(e) => log(e),
+    }
+    let _ = lab.admin("pop-a", &["undrain"]);
+    let back = until_routed(VIA_POP_A, Duration::from_secs(20));
+    let served_back = who_serves("client1");
+    if let Ok(t) = &back {
+        log(&format!(
+            "pop-a: undrained; isp1 routes via pop-a again after {t:.2?}; client1 served by {served_back:?}"
+        ));
+    }
+    let moved = matches!(served.as_deref(), Ok("pop-b" | "pop-c"));
+    match converged {
+        Ok(t) => outcome(
+            NAME,
+            moved && back.is_ok() && served_back.as_deref() == Ok("pop-a"),
+            format!(
+                "BGP converged in {t:.2?}; client1 served by {}",
+                served.unwrap_or_else(|e| e)
+            ),
+        ),
+        Err(e) => outcome(NAME, false, e),
+    }
+}
+
+fn rogue(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
+    const NAME: &str = "a rogue node (another CA) is refused, nothing installed";
+    log("rogue: a node with a certificate from another CA tries to join");
+    if let Err(e) = lab.start_agent(&ROGUE) {
+        return outcome(NAME, false, e);
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let mut refused = 0;
+    let mut admitted = Vec::new();
+    for pop in ["pop-a", "pop-b", "pop-c"] {
+        if let Some(s) = lab.status_json(pop) {
+            refused += s["overlay_refused"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum::<u64>());
+            if s["overlay"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["peer"] == "edge://rogue"))
+            {
+                admitted.push(pop);
+            }
+        }
+    }
+    let rogue_view = lab.status_json(ROGUE.name);
+    let rogue_established = rogue_view
+        .as_ref()
+        .and_then(|s| {
+            s["overlay"]
+                .as_array()
+                .map(|a| a.iter().filter(|x| x["state"] == "established").count())
+        })
+        .unwrap_or(0);
+    let line = std::fs::read_to_string(lab.dir.join("pop-a.agent.log"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| {
+            l.contains(&format!(
+                "overlay: refused connection from {}",
+                ROGUE.underlay
+            ))
+        })
+        .map(|l| {
+            l.find("overlay: refused")
+                .map_or(l, |i| &l[i..])
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
+    log(&format!("pop-a: {line}"));
+    lab.signal("rogue.agent", libc::SIGKILL);
+    let passed = refused > 0 && admitted.is_empty() && rogue_established == 0 && !line.is_empty();
+    outcome(
+        NAME,
+        passed,
+        format!(
+            "{refused} connections refused, adjacencies with it: {}, its own adjacencies: {rogue_established}",
+            admitted.len()
+        ),
+    )
+}
+
+fn restart(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
+    const NAME: &str = "pop-a's agent restarts while client1 streams requests";
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let streamer = {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                sent.fetch_add(1, Ordering::SeqCst);
+                // A lost request is one nobody answered.
+                if who_serves("client1").is_err() {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    log("pop-a: agent stopped (SIGTERM, keep-state) and started again");
+    let t0 = Instant::now();
+    lab.signal("pop-a.agent", libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lab.pid("pop-a.agent").is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let restarted = super::configs::POPS
+        .iter()
+        .find(|p| p.name == "pop-a")
+        .ok_or_else(|| "no pop-a".to_string())
+        .and_then(|p| lab.start_agent(p))
+        .and_then(|()| lab.wait_ready(Duration::from_secs(60)));
+    let took = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let _ = streamer.join();
+    let (sent, failed) = (sent.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    log(&format!(
+        "pop-a: agent back after {took:.2?}; client1 sent {sent} requests, {failed} lost"
+    ));
+    match restarted {
+        Ok(()) => outcome(
+            NAME,
+            failed == 0 && sent > 0,
+            format!("{sent} requests, {failed} lost; agent back in {took:.2?}"),
+        ),
+        Err(e) => outcome(NAME, false, e),
+    }
+}
