@@ -214,6 +214,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                             Command::Announce(prefix, attrs) => rib.announce(prefix, attrs),
                             Command::Withdraw(prefix) => rib.withdraw(prefix),
                             Command::Shutdown(reason) => {
+                                for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
+                                    rib.withdraw(prefix);
+                                }
                                 shutting_down = Some(reason);
                                 break;
                             }
@@ -271,48 +274,52 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         let blocked = !outbox.is_empty();
-        tokio::select! {
-            read = reader.read_buf(&mut inbox) => match read {
-                Ok(0) | Err(_) => session.handle(Input::TransportClosed, Instant::now()),
-                Ok(_) => decode_all(&mut inbox, &options, session, status),
-            },
-            command = commands.recv(), if shutting_down.is_none() => {
-                match command {
-                    Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
-                    Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
-                    Some(Command::Shutdown(reason)) => {
-                        for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
-                            rib.withdraw(prefix);
+        // A shutdown taken from the queue when the session came up is
+        // carried out below, without waiting for anything first.
+        if shutting_down.is_none() {
+            tokio::select! {
+                read = reader.read_buf(&mut inbox) => match read {
+                    Ok(0) | Err(_) => session.handle(Input::TransportClosed, Instant::now()),
+                    Ok(_) => decode_all(&mut inbox, &options, session, status),
+                },
+                command = commands.recv(), if shutting_down.is_none() => {
+                    match command {
+                        Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
+                        Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
+                        Some(Command::Shutdown(reason)) => {
+                            for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
+                                rib.withdraw(prefix);
+                            }
+                            shutting_down = Some(reason);
                         }
-                        shutting_down = Some(reason);
+                        None => shutting_down = Some("edge agent stopping".into()),
                     }
-                    None => shutting_down = Some("edge agent stopping".into()),
-                }
-                telemetry.announced(rib);
-            },
-            next = next_inbound(inbound) => match session.state() {
-                // Established: the new connection loses (RFC 4271 6.8).
-                State::Established => {
-                    status.send_modify(|s| s.collisions += 1);
-                    refuse(next).await;
-                }
-                // Decided once the identifier is known (above).
-                _ => {
-                    if let Some(older) = pending.replace(next) {
-                        refuse(older).await;
+                    telemetry.announced(rib);
+                },
+                next = next_inbound(inbound) => match session.state() {
+                    // Established: the new connection loses (RFC 4271 6.8).
+                    State::Established => {
+                        status.send_modify(|s| s.collisions += 1);
+                        refuse(next).await;
                     }
-                }
-            },
-            written = writer.write(&outbox), if blocked => match written {
-                Ok(n) if n > 0 => {
-                    outbox.drain(..n);
-                    if outbox.is_empty() {
-                        session.handle(Input::WriteBlocked(false), Instant::now());
+                    // Decided once the identifier is known (above).
+                    _ => {
+                        if let Some(older) = pending.replace(next) {
+                            refuse(older).await;
+                        }
                     }
-                }
-                _ => session.handle(Input::TransportClosed, Instant::now()),
-            },
-            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+                },
+                written = writer.write(&outbox), if blocked => match written {
+                    Ok(n) if n > 0 => {
+                        outbox.drain(..n);
+                        if outbox.is_empty() {
+                            session.handle(Input::WriteBlocked(false), Instant::now());
+                        }
+                    }
+                    _ => session.handle(Input::TransportClosed, Instant::now()),
+                },
+                () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            }
         }
         if established {
             let changes = rib.take_changes();

@@ -150,7 +150,33 @@ impl Lab {
             self.start_services(pop.name)?;
             self.start_agent(&pop)?;
         }
-        self.wait_ready(Duration::from_secs(60))
+        self.wait_ready(Duration::from_secs(60))?;
+        // And Internet BGP has settled: isp1 reaches the anycast prefix
+        // through pop-a, isp2 through one of its own PoPs.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let via = |isp: &str| {
+                net::ip_in(isp, &["route", "get", configs::WEB_VIP])
+                    .ok()
+                    .and_then(|r| {
+                        r.split_whitespace()
+                            .skip_while(|w| *w != "via")
+                            .nth(1)
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_default()
+            };
+            let (one, two) = (via("isp1"), via("isp2"));
+            if one == POPS[0].underlay && (two == POPS[1].underlay || two == POPS[2].underlay) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "BGP did not settle: isp1 routes the VIP via {one:?}, isp2 via {two:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn pki_files(&self) -> Result<(), String> {
