@@ -680,22 +680,9 @@ impl Kernel {
             return Ok(Applied::Done);
         };
         let message = address_message(index, address);
-        match self
-            .exchange(RouteNetlinkMessage::DelAddress(message), 0, &what)
-            .await?
-        {
-            Ok(_) => Ok(Applied::Done),
-            Err(nack)
-                if matches!(
-                    nack.errno,
-                    libc::EADDRNOTAVAIL | libc::ENODEV | libc::ENOENT
-                ) =>
-            {
-                tracing::debug!("{what}: already gone");
-                Ok(Applied::Done)
-            }
-            Err(nack) => Err(nack.into_error(what)),
-        }
+        let gone = [libc::EADDRNOTAVAIL, libc::ENODEV, libc::ENOENT];
+        self.remove(RouteNetlinkMessage::DelAddress(message), what, &gone)
+            .await
     }
 
     /// Adds a route (`exclusive`: failing if the table has a route to the
@@ -769,14 +756,9 @@ impl Kernel {
         message
             .attributes
             .push(LinkAttribute::IfName(name.to_owned()));
-        match self
-            .exchange(RouteNetlinkMessage::DelLink(message), 0, &what)
-            .await?
-        {
-            Ok(_) => Ok(()),
-            Err(nack) if nack.errno == libc::ENODEV => Ok(()),
-            Err(nack) => Err(nack.into_error(what)),
-        }
+        self.remove(RouteNetlinkMessage::DelLink(message), what, &[libc::ENODEV])
+            .await
+            .map(drop)
     }
 
     async fn del_route(&self, own: &Ownership, route: &Route) -> Result<Applied, NetlinkError> {
@@ -785,19 +767,11 @@ impl Kernel {
         // Any scope; the protocol and table set by `route_key` make the
         // kernel skip routes that are not the agent's.
         message.header.scope = RouteScope::NoWhere;
-        match self
-            .exchange(RouteNetlinkMessage::DelRoute(message), 0, &what)
-            .await?
-        {
-            Ok(_) => Ok(Applied::Done),
-            // ESRCH: no such route, or no such table; ENODEV: its interface
-            // is gone, and the route with it.
-            Err(nack) if matches!(nack.errno, libc::ESRCH | libc::ENOENT | libc::ENODEV) => {
-                tracing::debug!("{what}: already gone");
-                Ok(Applied::Done)
-            }
-            Err(nack) => Err(nack.into_error(what)),
-        }
+        // ESRCH: no such route, or no such table; ENODEV: its interface
+        // is gone, and the route with it.
+        let gone = [libc::ESRCH, libc::ENOENT, libc::ENODEV];
+        self.remove(RouteNetlinkMessage::DelRoute(message), what, &gone)
+            .await
     }
 
     async fn add_neighbour(
@@ -884,12 +858,25 @@ impl Kernel {
             .push(NeighbourAttribute::Destination(NeighbourAddress::from(
                 neighbour.addr,
             )));
-        match self
-            .exchange(RouteNetlinkMessage::DelNeighbour(message), 0, &what)
-            .await?
-        {
+        let gone = [libc::ENOENT, libc::ENODEV];
+        self.remove(RouteNetlinkMessage::DelNeighbour(message), what, &gone)
+            .await
+    }
+
+    /// Sends a removal; the errnos in `gone` mean it was gone already,
+    /// which is what was wanted.
+    async fn remove(
+        &self,
+        message: RouteNetlinkMessage,
+        what: String,
+        gone: &[i32],
+    ) -> Result<Applied, NetlinkError> {
+        match self.exchange(message, 0, &what).await? {
             Ok(_) => Ok(Applied::Done),
-            Err(nack) if matches!(nack.errno, libc::ENOENT | libc::ENODEV) => Ok(Applied::Done),
+            Err(nack) if gone.contains(&nack.errno) => {
+                tracing::debug!("{what}: already gone");
+                Ok(Applied::Done)
+            }
             Err(nack) => Err(nack.into_error(what)),
         }
     }
