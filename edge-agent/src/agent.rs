@@ -1,7 +1,8 @@
 //! One edge node, assembled: the data plane on the Internet interface, the
 //! netlink reconciler, the overlay, the health checks, the upstream BGP
-//! sessions, and the control loop that ties them together. Everything here
-//! is wiring; each piece's logic lives in its own module. The daemon
+//! sessions, the optional authoritative DNS service, and the control loop
+//! that ties them together. Everything here is wiring; each piece's logic
+//! lives in its own module. The daemon
 //! (`edge-agent run`) builds an [`AgentConfig`] from its config file and
 //! runs an [`Agent`]; tests run several in network namespaces.
 
@@ -10,6 +11,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    authdns::{DnsConfig, DnsServer, ListenError},
     bgp::{
         io::{Command, Status, Telemetry},
         neighbor::{self, NeighborConfig},
@@ -55,6 +57,8 @@ pub struct AgentConfig {
     pub control: ControlConfig,
     /// Upstream BGP neighbours.
     pub upstream: Vec<NeighborConfig>,
+    /// The authoritative DNS service, if this node runs one.
+    pub dns: Option<DnsConfig>,
 }
 
 /// Why a node could not start.
@@ -72,6 +76,9 @@ pub enum AgentError {
     /// The health checks.
     #[error(transparent)]
     Health(#[from] HealthError),
+    /// The DNS service.
+    #[error(transparent)]
+    Dns(#[from] ListenError),
 }
 
 /// A running node.
@@ -86,6 +93,8 @@ pub struct Agent {
     pub control: Control,
     /// Each upstream neighbour's status.
     pub upstream: Vec<watch::Receiver<Status>>,
+    /// The authoritative DNS service, if configured.
+    pub dns: Option<DnsServer>,
     upstream_commands: Vec<mpsc::Sender<Command>>,
     upstream_tasks: Vec<tokio::task::JoinHandle<()>>,
     drained: watch::Sender<bool>,
@@ -136,6 +145,9 @@ impl Agent {
         let mut overlay_config = config.overlay.clone();
         overlay_config.advertise_after_trust = true;
         let overlay = Arc::new(Overlay::start(overlay_config).await?);
+        // Before the health checks, so its first probes find it; its
+        // sockets bind with IP_FREEBIND, before the VIPs are on edge0.
+        let dns = config.dns.clone().map(DnsServer::start).transpose()?;
         let health = HealthMonitor::spawn(config.health.clone())?;
         // Health (effective, with admin state) as the control loop sees it.
         let (local_tx, local) = watch::channel(BTreeMap::new());
@@ -234,6 +246,7 @@ impl Agent {
             health,
             control,
             upstream,
+            dns,
             upstream_commands,
             upstream_tasks,
             drained,
@@ -254,8 +267,9 @@ impl Agent {
     }
 
     /// Stops in a safe order: withdraw upstream (Cease), stop the control
-    /// loop, leave the overlay, remove the kernel state (unless the netlink
-    /// config keeps it), then detach and unpin the data plane.
+    /// loop, leave the overlay, stop the DNS service, remove the kernel
+    /// state (unless the netlink config keeps it), then detach and unpin
+    /// the data plane.
     pub async fn stop(self) {
         for commands in &self.upstream_commands {
             let _ = commands
@@ -268,6 +282,9 @@ impl Agent {
         let dataplane = self.control.stop().await;
         if let Ok(overlay) = Arc::try_unwrap(self.overlay) {
             overlay.shutdown().await;
+        }
+        if let Some(dns) = &self.dns {
+            dns.stop_listening().await;
         }
         if let Ok(netlink) = Arc::try_unwrap(self.netlink) {
             netlink.stop().await;

@@ -143,3 +143,20 @@ pub fn service(socket: SocketArg, name: String, state: String) -> Result<String>
     )?;
     Ok(format!("service {name}: {state}\n"))
 }
+
+/// `edge-agent dns stop|start`.
+pub fn dns(socket: SocketArg, action: String) -> Result<String> {
+    call(
+        &socket.socket,
+        Request::Dns {
+            action: action.clone(),
+        },
+    )?;
+    Ok(match action.as_str() {
+        "stop" => {
+            "DNS service stopped: its probes fail, and DNS is forwarded to a peer that serves it\n"
+                .into()
+        }
+        _ => "DNS service listening again\n".into(),
+    })
+}

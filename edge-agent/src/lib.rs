@@ -5,10 +5,11 @@
 //! the embedded XDP object, attaching and pinning it, reading its counters),
 //! the BGP speaker, the overlay (discovery, mutual TLS, adjacencies, the
 //! overlay RIB), the netlink reconciler (kernel addresses, routes and
-//! neighbours), the health checks, the control logic, and [`agent`], which
-//! assembles one node from them.
+//! neighbours), the health checks, the control logic, the authoritative
+//! DNS service, and [`agent`], which assembles one node from them.
 
 pub mod agent;
+pub mod authdns;
 pub mod bgp;
 pub mod config;
 pub mod control;

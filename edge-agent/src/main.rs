@@ -66,6 +66,15 @@ enum Command {
         #[command(flatten)]
         socket: daemon_cli::SocketArg,
     },
+    /// Stop or start the DNS service's listeners (`stop`: its probes fail
+    /// and the node forwards DNS to a peer, as when the service fails).
+    Dns {
+        /// stop or start.
+        #[arg(value_parser = ["stop", "start"])]
+        action: String,
+        #[command(flatten)]
+        socket: daemon_cli::SocketArg,
+    },
     /// Manage the XDP data plane directly.
     #[command(subcommand)]
     Xdp(XdpCommand),
@@ -128,6 +137,7 @@ fn main() -> Result<()> {
             state,
             socket,
         } => print(&daemon_cli::service(socket, name, state)?),
+        Command::Dns { action, socket } => print(&daemon_cli::dns(socket, action)?),
         Command::Xdp(command) => {
             log_to_stderr();
             xdp(command)

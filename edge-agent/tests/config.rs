@@ -95,6 +95,10 @@ fn the_example_is_valid() {
     assert_eq!(config.agent.control.services.len(), 2);
     assert_eq!(config.agent.upstream.len(), 2);
     assert_eq!(config.agent.overlay.static_peers.len(), 2);
+    let dns = config.agent.dns.as_ref().expect("the example has [dns]");
+    assert_eq!(dns.listen.len(), 2, "{:?}", dns.listen);
+    assert_eq!(dns.zones.zones()[0].serial(), 2026112201);
+    assert_eq!(dns.settings.nsid.as_deref(), Some(&b"pop-fra1"[..]));
     // It names files under /etc/edge that this host does not have.
     if !Path::new("/etc/edge/ca.pem").exists() {
         let e = load(&example).unwrap_err();
@@ -114,6 +118,8 @@ fn every_broken_config_has_a_test() {
         "asn_out_of_range",
         "bad_allow_identity",
         "bad_probe_url",
+        "dns_service_ports",
+        "dns_zones",
         "duplicate_upstream",
         "duplicate_vip",
         "hold_time",
@@ -150,6 +156,16 @@ fn unknown_key() {
         .collect();
     assert!(hints.contains(&"did you mean `vips`?"), "{e}");
     assert!(hints.contains(&"did you mean `table`?"), "{e}");
+}
+
+#[test]
+fn dns_service_ports() {
+    broken("dns_service_ports");
+}
+
+#[test]
+fn dns_zones() {
+    broken("dns_zones");
 }
 
 #[test]

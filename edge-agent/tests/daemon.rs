@@ -1,7 +1,8 @@
 //! The daemon as operators run it: `edge-agent run` with the documented
 //! example config (pointed at a namespace and temporary files), upstream
 //! to a real BIRD. `status --json`, the metrics endpoint, drain and
-//! undrain seen by BIRD, SIGHUP with a broken config rejected while the
+//! undrain seen by BIRD, the DNS service (answers, `dns stop|start`, zones
+//! reloaded on SIGHUP), SIGHUP with a broken config rejected while the
 //! agent keeps running, and SIGTERM's safe shutdown.
 
 use std::{
@@ -80,6 +81,26 @@ fn metrics(ns: &Netns) -> String {
         s.read_to_string(&mut body).unwrap();
         body
     })
+}
+
+/// `dig +short` inside `ns` for `name` `rtype` at the DNS VIP; `None` when
+/// nothing answered.
+fn dig(ns: &Netns, name: &str, rtype: &str) -> Option<String> {
+    let out = ns
+        .command("dig")
+        .args([
+            "@203.0.113.53",
+            name,
+            rtype,
+            "+short",
+            "+time=1",
+            "+tries=1",
+        ])
+        .output()
+        .expect("dig (bind9-dnsutils; cargo xtask setup installs it)");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn admin(socket: &Path, args: &[&str]) {
@@ -228,9 +249,53 @@ fn the_daemon_runs_the_example_config_and_answers_operators() {
         "edge_service_health{service=\"web\",state=\"up\"} 1",
         "edge_dataplane_packets_total{counter=\"non_service\"}",
         "edge_probe_rounds_total{service=\"web\"}",
+        "edge_dns_listening 1",
+        "edge_dns_zone_serial{zone=\"cdn.example.\"} 2026112201",
     ] {
         assert!(m.contains(needle), "{needle} missing from:\n{m}");
     }
+    // The DNS service answers the example's zone on its VIP (its service
+    // stays down here: the exec probe is /bin/false).
+    assert_eq!(
+        dig(&edge, "www.cdn.example", "A").as_deref(),
+        Some("203.0.113.10")
+    );
+    assert_eq!(
+        dig(&edge, "static.cdn.example", "AAAA").as_deref(),
+        Some("www.cdn.example.\n2001:db8:ac::10")
+    );
+    let doc = status(&socket).unwrap();
+    assert_eq!(doc["dns"]["listening"], true, "{doc}");
+    assert_eq!(doc["dns"]["zones"][0]["serial"], 2026112201, "{doc}");
+    assert!(
+        doc["dns"]["responses"]["answer"].as_u64() >= Some(2),
+        "{doc}"
+    );
+    // Stopped by the operator: nothing answers; started: it answers.
+    admin(&socket, &["dns", "stop"]);
+    assert_eq!(status(&socket).unwrap()["dns"]["listening"], false);
+    assert_eq!(dig(&edge, "www.cdn.example", "A"), None);
+    admin(&socket, &["dns", "start"]);
+    assert_eq!(
+        dig(&edge, "www.cdn.example", "A").as_deref(),
+        Some("203.0.113.10")
+    );
+    // SIGHUP with a changed zone: served at once.
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let changed = text.replace("2026112201", "2026112202").replace(
+        "\"www       A   203.0.113.10\"",
+        "\"www       A   203.0.113.11\"",
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&config_path, &changed).unwrap();
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for("the new zone", WAIT, || {
+        (dig(&edge, "www.cdn.example", "A").as_deref() == Some("203.0.113.11")).then_some(())
+    });
+    assert_eq!(
+        status(&socket).unwrap()["dns"]["zones"][0]["serial"],
+        2026112202
+    );
     // Drain: GRACEFUL_SHUTDOWN at BIRD, then the withdrawal (2 s drain).
     admin(&socket, &["drain"]);
     daemon.wait_for("the drain at BIRD", WAIT, || {

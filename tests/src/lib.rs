@@ -19,6 +19,7 @@
 //! - [`counters`]: which data-plane counters a test moved.
 //! - [`upstream`]: the ISP–edge link and the edge's eBGP neighbour settings.
 //! - [`plan`]: the address plan of the design brief.
+//! - [`rng`]: a seeded random source for property tests and workloads.
 
 pub mod agent;
 pub mod bird;
@@ -38,6 +39,7 @@ pub mod plan;
 pub mod pops;
 pub mod privilege;
 pub mod raw;
+pub mod rng;
 pub mod speaker;
 pub mod testrun;
 pub mod upstream;

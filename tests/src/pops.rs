@@ -234,6 +234,7 @@ pub fn node(
             fitness: FitnessPolicy::default(),
         },
         upstream: neighbors,
+        dns: None,
     }
 }
 

@@ -26,6 +26,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ethtool", "/usr/sbin/ethtool"),
     // A TLS client independent of ours, for the overlay control endpoint tests.
     ("openssl", "/usr/bin/openssl"),
+    // The load generator of the DNS benchmark (`cargo xtask bench dns`).
+    ("dnsperf", "/usr/bin/dnsperf"),
+    // The reference authoritative server the DNS benchmark compares with.
+    ("nsd", "/usr/sbin/nsd"),
+    // dig: an independent DNS client for the DNS tests.
+    ("bind9-dnsutils", "/usr/bin/dig"),
 ];
 
 /// The bpf-linker release this project is built and tested with.

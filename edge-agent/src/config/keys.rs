@@ -216,6 +216,9 @@ fn known_keys(path: &[Seg]) -> &'static [&'static str] {
         ["overlay", "peers", "[]"] => fields_of::<raw::Peer>(),
         ["overlay", "discovery"] => fields_of::<raw::Discovery>(),
         ["netlink"] => fields_of::<raw::Netlink>(),
+        ["dns"] => fields_of::<raw::Dns>(),
+        ["dns", "rate_limit"] => fields_of::<raw::DnsRateLimit>(),
+        ["dns", "zones", "[]"] => fields_of::<raw::DnsZone>(),
         ["daemon"] => fields_of::<raw::Daemon>(),
         _ => &[],
     }

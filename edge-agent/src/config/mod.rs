@@ -15,10 +15,12 @@
 //!
 //! `docs/edge.example.toml` documents every key; the modules here are:
 //! `raw` (the file as written), `values` (parsers for durations,
-//! addresses, prefixes, ASNs, …), `node`, `services`, `upstream` and
-//! `overlay` (one section each, into the modules' config types), and
+//! addresses, prefixes, ASNs, …), `node`, `services`, `upstream`,
+//! `overlay` and `dns` (one section each, into the modules' config
+//! types), and
 //! `files` (the checks that read the host).
 
+mod dns;
 mod files;
 mod keys;
 mod node;
@@ -215,6 +217,7 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
     let control = node::control(&file.policy, &node, &services, netlink.vips, report);
     let upstream = upstream::upstream(&file.upstream, &node, checks, report);
     let overlay = overlay::overlay(&file.overlay, &node, checks, report);
+    let dns = dns::dns(file.dns.as_ref(), &node, &services, checks, report);
     let daemon = node::daemon(&file.daemon, &node, report);
     if checks.interfaces {
         files::interfaces(&node, report);
@@ -233,6 +236,7 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
         health: services.checks?,
         control: control?,
         upstream: upstream?,
+        dns: dns?,
     };
     Some(DaemonConfig {
         pin_dir: daemon.pin_dir?,

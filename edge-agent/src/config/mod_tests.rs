@@ -197,7 +197,7 @@ fn the_example_maps_the_health_checks() {
         probe.server,
         "203.0.113.53:53".parse::<SocketAddr>().unwrap()
     );
-    assert_eq!(probe.name, "example.com");
+    assert_eq!(probe.name, "www.cdn.example");
     let ProbeSpec::Exec(exec) = &dns.probes[1] else {
         panic!("{:?}", dns.probes[1]);
     };

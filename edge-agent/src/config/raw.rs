@@ -19,6 +19,7 @@ pub(super) struct File {
     pub upstream: Vec<Upstream>,
     pub overlay: Overlay,
     pub netlink: Netlink,
+    pub dns: Option<Dns>,
     pub daemon: Daemon,
 }
 
@@ -186,6 +187,42 @@ pub(super) struct Netlink {
     pub period: Option<String>,
     pub vips: Option<String>,
     pub keep_state: Option<bool>,
+}
+
+/// `[dns]`: the authoritative DNS service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Dns {
+    pub service: Option<String>,
+    pub port: Option<i64>,
+    pub udp_payload: Option<i64>,
+    pub nsid: Option<String>,
+    pub tcp_idle_timeout: Option<String>,
+    pub tcp_max_connections: Option<i64>,
+    pub rate_limit: DnsRateLimit,
+    pub zones: Vec<DnsZone>,
+}
+
+/// `[dns.rate_limit]`: response-rate limiting per client prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DnsRateLimit {
+    pub responses_per_second: Option<i64>,
+    pub burst: Option<i64>,
+    pub slip: Option<i64>,
+    pub ipv4_prefix: Option<i64>,
+    pub ipv6_prefix: Option<i64>,
+    pub max_prefixes: Option<i64>,
+}
+
+/// `[[dns.zones]]`: one zone, from a file or from zone-file lines.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DnsZone {
+    pub origin: Option<String>,
+    pub file: Option<String>,
+    pub records: Option<Vec<String>>,
+    pub ttl: Option<String>,
 }
 
 /// `[daemon]`: the process itself.

@@ -35,6 +35,11 @@ pub enum Request {
         /// `up` or `auto` (follow the probes), `down`, `drain`.
         state: String,
     },
+    /// Stop or start the DNS service's listeners.
+    Dns {
+        /// `stop` or `start`.
+        action: String,
+    },
 }
 
 /// A response.

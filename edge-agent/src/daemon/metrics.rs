@@ -14,7 +14,11 @@
 //! `edge_probe_latency_seconds{service,probe}`,
 //! `edge_probe_rounds_total` and `edge_probe_failed_rounds_total{service}`,
 //! `edge_control_decisions_total`, `edge_control_apply_seconds`,
-//! `edge_node_fit`, `edge_node_announcement{state}`.
+//! `edge_node_fit`, `edge_node_announcement{state}`, and with a DNS
+//! service `edge_dns_listening`, `edge_dns_queries_total{transport}`,
+//! `edge_dns_responses_total{outcome}`, `edge_dns_truncated_total`,
+//! `edge_dns_rate_limited_total{action}`, `edge_dns_ignored_total`,
+//! `edge_dns_zone_serial{zone}`.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -265,10 +269,81 @@ pub fn encode_metrics(s: &Sources<'_>) -> String {
                 desired.map(|d| d.upstream) == Some(state),
             )));
     }
+    if let Some(dns) = &s.dns {
+        encode_dns(&mut registry, dns);
+    }
     let mut out = String::new();
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// The DNS service's families.
+fn encode_dns(registry: &mut Registry, dns: &super::status::DnsDoc) {
+    let listening = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    registry.register(
+        "edge_dns_listening",
+        "Whether the DNS service's listeners are up",
+        listening.clone(),
+    );
+    listening.set(f64::from(u8::from(dns.listening)));
+    let queries = Family::<Labels, Counter>::default();
+    registry.register("edge_dns_queries", "DNS queries received", queries.clone());
+    for (transport, n) in &dns.queries {
+        queries
+            .get_or_create(&labels(&[("transport", transport.clone())]))
+            .inc_by(*n);
+    }
+    let responses = Family::<Labels, Counter>::default();
+    registry.register(
+        "edge_dns_responses",
+        "DNS responses by outcome",
+        responses.clone(),
+    );
+    for (outcome, n) in &dns.responses {
+        responses
+            .get_or_create(&labels(&[("outcome", outcome.clone())]))
+            .inc_by(*n);
+    }
+    let truncated = Counter::<u64>::default();
+    registry.register(
+        "edge_dns_truncated",
+        "DNS responses truncated (TC=1) to fit the client's UDP size",
+        truncated.clone(),
+    );
+    truncated.inc_by(dns.truncated);
+    let limited = Family::<Labels, Counter>::default();
+    registry.register(
+        "edge_dns_rate_limited",
+        "UDP responses held back by rate limiting, dropped or slipped (sent empty with TC=1)",
+        limited.clone(),
+    );
+    for (action, n) in [
+        ("dropped", dns.rate_limited_dropped),
+        ("slipped", dns.rate_limited_slipped),
+    ] {
+        limited
+            .get_or_create(&labels(&[("action", action.into())]))
+            .inc_by(n);
+    }
+    let ignored = Counter::<u64>::default();
+    registry.register(
+        "edge_dns_ignored",
+        "DNS messages that got no response (no header, or not a query)",
+        ignored.clone(),
+    );
+    ignored.inc_by(dns.ignored);
+    let serial = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    registry.register(
+        "edge_dns_zone_serial",
+        "The SOA serial of each zone served",
+        serial.clone(),
+    );
+    for z in &dns.zones {
+        serial
+            .get_or_create(&labels(&[("zone", z.origin.clone())]))
+            .set(f64::from(z.serial));
+    }
 }
 
 /// Serves `GET /metrics` on `listener`; each scrape asks `scrape` for the

@@ -2,7 +2,8 @@
 //! touches the kernel), set up logging, start the node, serve the admin
 //! API and the metrics, and handle signals. SIGHUP reloads the config: an
 //! invalid one is rejected (every problem logged) and the running one
-//! kept; a valid one's trust material and allow-list take effect at once,
+//! kept; a valid one's trust material and allow-list, and the DNS
+//! service's zones (files read again) and limits, take effect at once;
 //! other changes are named as needing a restart. SIGTERM or SIGINT shut
 //! down in a safe order (drain and withdraw upstream, leave the overlay,
 //! remove the kernel state); a second signal forces the exit. With
@@ -104,7 +105,7 @@ pub async fn run(options: RunOptions, mut config: DaemonConfig) -> anyhow::Resul
     loop {
         tokio::select! {
             Some((request, reply)) = requests_rx.recv() => {
-                let response = node.handle(request);
+                let response = node.handle(request).await;
                 let _ = reply.send(response);
             }
             Some(reply) = scrapes_rx.recv() => {
@@ -178,6 +179,7 @@ impl Node {
             internet_up,
             services: &services,
             previous: self.previous.as_ref(),
+            dns: self.agent.dns.as_ref().map(status::DnsDoc::of),
         })
     }
 
@@ -206,7 +208,7 @@ impl Node {
         self.with_sources(metrics::encode_metrics)
     }
 
-    fn handle(&mut self, request: Request) -> Response {
+    async fn handle(&mut self, request: Request) -> Response {
         match request {
             Request::Status => Response {
                 status: Some(Box::new(self.status())),
@@ -239,6 +241,30 @@ impl Node {
                     Err(e) => Response::error(e.to_string()),
                 }
             }
+            Request::Dns { action } => {
+                let Some(dns) = &self.agent.dns else {
+                    return Response::error(
+                        "this node runs no DNS service: [dns] is not in its config",
+                    );
+                };
+                match action.as_str() {
+                    "stop" => {
+                        tracing::info!("operator: DNS service stopped");
+                        dns.stop_listening().await;
+                        Response::ok()
+                    }
+                    "start" => match dns.listen() {
+                        Ok(()) => {
+                            tracing::info!("operator: DNS service started");
+                            Response::ok()
+                        }
+                        Err(e) => Response::error(e.to_string()),
+                    },
+                    other => {
+                        Response::error(format!("`{other}` is not a DNS action: use stop or start"))
+                    }
+                }
+            }
         }
     }
 
@@ -268,12 +294,43 @@ impl Node {
                 if format!("{:?}", old.agent.netlink) != format!("{:?}", new.agent.netlink) {
                     restart.push("netlink");
                 }
+                let mut reloaded = "trust material and allow-list";
+                match (&self.agent.dns, &new.agent.dns) {
+                    (Some(dns), Some(config)) => {
+                        if dns.listen_addresses() != config.listen.as_slice()
+                            || old
+                                .agent
+                                .dns
+                                .as_ref()
+                                .map(|d| (d.tcp_idle, d.tcp_max_connections))
+                                != Some((config.tcp_idle, config.tcp_max_connections))
+                        {
+                            restart.push("the DNS service's addresses and TCP limits");
+                        }
+                        dns.reload(
+                            config.zones.clone(),
+                            config.settings.clone(),
+                            config.rate_limit,
+                        );
+                        for zone in config.zones.zones() {
+                            tracing::info!("SIGHUP: DNS zone {zone}");
+                        }
+                        reloaded = "trust material, allow-list, DNS zones and limits";
+                    }
+                    (None, None) => {}
+                    _ => restart.push("[dns] (added or removed)"),
+                }
                 self.config.agent.overlay.trust = new.agent.overlay.trust;
+                if let (Some(old), Some(new)) = (&mut self.config.agent.dns, new.agent.dns) {
+                    old.zones = new.zones;
+                    old.settings = new.settings;
+                    old.rate_limit = new.rate_limit;
+                }
                 if restart.is_empty() {
-                    tracing::info!("SIGHUP: config reloaded (trust material and allow-list)");
+                    tracing::info!("SIGHUP: config reloaded ({reloaded})");
                 } else {
                     tracing::warn!(
-                        "SIGHUP: trust material and allow-list reloaded; changes to {} take effect after a restart",
+                        "SIGHUP: {reloaded} reloaded; changes to {} take effect after a restart",
                         restart.join(", ")
                     );
                 }

@@ -1,13 +1,15 @@
 //! The status document (`edge-agent status`, `--json`): node fitness,
 //! upstream sessions, overlay adjacencies, services with their local
-//! health and remote peers, data-plane counters with rates. Built from the
-//! node's published state; rendered as JSON or as tables.
+//! health and remote peers, data-plane counters with rates, the DNS
+//! service. Built from the node's published state; rendered as JSON or as
+//! tables.
 
 use std::{collections::BTreeMap, fmt::Write as _, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    authdns::DnsServer,
     bgp::io::Status as UpstreamStatus,
     control::{fitness::Announce, runtime::ControlStatus},
     health::HealthMap,
@@ -29,6 +31,91 @@ pub struct StatusDoc {
     pub services: Vec<ServiceDoc>,
     /// Data-plane counters (non-zero ones), with rates per second.
     pub counters: BTreeMap<String, CounterDoc>,
+    /// The authoritative DNS service, if the node runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsDoc>,
+}
+
+/// The authoritative DNS service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsDoc {
+    /// Whether its listeners are up (`edge-agent dns stop` closes them).
+    pub listening: bool,
+    /// Where it listens (UDP and TCP each).
+    pub listen: Vec<String>,
+    /// The zones served.
+    pub zones: Vec<ZoneDoc>,
+    /// Queries received, by transport (`udp`, `tcp`).
+    pub queries: BTreeMap<String, u64>,
+    /// Responses sent, by outcome (`answer`, `nodata`, `nxdomain`,
+    /// `refused`, `formerr`, `notimp`, `badvers`).
+    pub responses: BTreeMap<String, u64>,
+    /// Responses truncated (TC=1) to fit the client's UDP size.
+    pub truncated: u64,
+    /// UDP responses rate limiting dropped.
+    pub rate_limited_dropped: u64,
+    /// UDP responses rate limiting sent empty with TC=1.
+    pub rate_limited_slipped: u64,
+    /// Messages that got no response (no header, or not a query).
+    pub ignored: u64,
+    /// TCP connections accepted.
+    pub tcp_connections: u64,
+    /// TCP connections closed at once for being too many.
+    pub tcp_refused: u64,
+}
+
+/// One zone served.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneDoc {
+    /// Its origin.
+    pub origin: String,
+    /// The SOA serial.
+    pub serial: u32,
+    /// How many records.
+    pub records: usize,
+    /// The content digest: the same at every node serving the same data.
+    pub digest: String,
+}
+
+impl DnsDoc {
+    /// The document of a running service.
+    pub fn of(server: &DnsServer) -> DnsDoc {
+        let stats = server.stats();
+        DnsDoc {
+            listening: stats.listening,
+            listen: server
+                .listen_addresses()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            zones: server
+                .zones()
+                .zones()
+                .iter()
+                .map(|z| ZoneDoc {
+                    origin: z.origin().to_string(),
+                    serial: z.serial(),
+                    records: z.len(),
+                    digest: format!("{:016x}", z.digest()),
+                })
+                .collect(),
+            queries: [("udp", stats.udp_queries), ("tcp", stats.tcp_queries)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            responses: stats
+                .outcomes
+                .iter()
+                .map(|(o, n)| (o.name().to_string(), *n))
+                .collect(),
+            truncated: stats.truncated,
+            rate_limited_dropped: stats.rate_limited_dropped,
+            rate_limited_slipped: stats.rate_limited_slipped,
+            ignored: stats.ignored,
+            tcp_connections: stats.tcp_connections,
+            tcp_refused: stats.tcp_refused,
+        }
+    }
 }
 
 /// The node.
@@ -134,6 +221,8 @@ pub struct Sources<'a> {
     pub services: &'a [(String, u32)],
     /// The counters of the previous document, for rates.
     pub previous: Option<&'a (Instant, BTreeMap<String, u64>)>,
+    /// The DNS service, if the node runs one.
+    pub dns: Option<DnsDoc>,
 }
 
 /// Builds the document.
@@ -250,6 +339,7 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
             .collect(),
         services,
         counters,
+        dns: s.dns.clone(),
     }
 }
 
@@ -349,5 +439,46 @@ pub fn render(doc: &StatusDoc) -> String {
     for (name, c) in &doc.counters {
         let _ = writeln!(out, "{name:<28} {:>14} {:>12.1}", c.value, c.rate);
     }
+    if let Some(dns) = &doc.dns {
+        render_dns(&mut out, dns);
+    }
     out
+}
+
+fn render_dns(out: &mut String, dns: &DnsDoc) {
+    let _ = writeln!(
+        out,
+        "\nDNS: {} on {}",
+        if dns.listening {
+            "listening"
+        } else {
+            "STOPPED"
+        },
+        dns.listen.join(", ")
+    );
+    for z in &dns.zones {
+        let _ = writeln!(
+            out,
+            "  zone {:<28} serial {:<10} {:>6} records  digest {}",
+            z.origin, z.serial, z.records, z.digest
+        );
+    }
+    let join = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "  queries: {}", join(&dns.queries));
+    let _ = writeln!(out, "  responses: {}", join(&dns.responses));
+    let _ = writeln!(
+        out,
+        "  truncated {}, rate-limited: dropped {} slipped {}, ignored {}, tcp connections {} (refused {})",
+        dns.truncated,
+        dns.rate_limited_dropped,
+        dns.rate_limited_slipped,
+        dns.ignored,
+        dns.tcp_connections,
+        dns.tcp_refused
+    );
 }

@@ -85,6 +85,24 @@ pub const DNS_VIP: &str = "203.0.113.53";
 /// The zone the PoPs' DNS service answers.
 pub const ZONE: &str = "cdn.test";
 
+/// The zone every PoP's agent serves, the same everywhere: its names point
+/// at the anycast VIPs, and BGP picks the PoP.
+pub fn dns_zone() -> String {
+    let records = [
+        "@ 3600 SOA ns1 hostmaster 2026112201 7200 3600 1209600 300".to_owned(),
+        "@ NS ns1".to_owned(),
+        format!("ns1 A {DNS_VIP}"),
+        format!("www A {WEB_VIP}"),
+        "static CNAME www".to_owned(),
+        "@ TXT \"edge lab\"".to_owned(),
+    ];
+    let lines: Vec<String> = records.iter().map(|r| format!("  {r:?},\n")).collect();
+    format!(
+        "[[dns.zones]]\norigin = \"{ZONE}\"\nttl = \"1m\"\nrecords = [\n{}]\n",
+        lines.concat()
+    )
+}
+
 /// BIRD's config for ISP `isp`: its PoPs as eBGP neighbours (the anycast
 /// prefix only, GRACEFUL_SHUTDOWN honoured with local preference 0), the
 /// other ISP as a full eBGP peer, connected networks and the best routes
@@ -166,6 +184,9 @@ kind = "dns"
 server = "{DNS_VIP}"
 name = "www.{ZONE}"
 {health}
+[dns]
+service = "dns"
+{dns_zone}
 [policy]
 drain_period = "3s"
 hold_down = "1s"
@@ -192,6 +213,7 @@ metrics = "127.0.0.1:9179"
 pin_dir = "/sys/fs/bpf/edgelab/{name}"
 "#,
         name = pop.name,
+        dns_zone = dns_zone(),
         identity = pop.identity,
         underlay = pop.underlay,
         pki = pki.display(),

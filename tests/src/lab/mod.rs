@@ -1,7 +1,8 @@
 //! The lab: a whole anycast CDN on one machine. Two ISP routers running
-//! BIRD, three PoPs running the real `edge-agent` daemon with their local
-//! services (`edge-lab-service`: HTTP on the web VIP saying which PoP
-//! served, DNS on the DNS VIP), two clients, all in network namespaces
+//! BIRD, three PoPs running the real `edge-agent` daemon (with its
+//! authoritative DNS service on the DNS VIP) and a local web service
+//! (`edge-lab-service`: HTTP on the web VIP saying which PoP served), two
+//! clients, all in network namespaces
 //! (`edgelab-*`). `up` builds and starts it and returns with it running;
 //! `down` removes every namespace, process and pin it made, also after a
 //! crash; `demo` plays the scenarios of the design brief and prints a
@@ -247,14 +248,6 @@ impl Lab {
                 pop,
                 "--web",
                 &format!("{}:80", configs::WEB_VIP),
-                "--dns",
-                &format!("{}:53", configs::DNS_VIP),
-            ])
-            .args([
-                "--zone",
-                configs::ZONE,
-                "--answer",
-                configs::WEB_VIP,
                 "--control",
             ])
             .arg(&control);

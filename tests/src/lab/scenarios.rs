@@ -9,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Lab, configs::ROGUE, who_serves};
+use super::{
+    Lab,
+    configs::{DNS_VIP, ROGUE, WEB_VIP, ZONE},
+    net, who_serves,
+};
 
 /// How one scenario went.
 #[derive(Clone, Debug)]
@@ -29,6 +33,7 @@ pub fn demo(lab: &Lab, say: &mut dyn FnMut(&str)) -> Vec<Outcome> {
     vec![
         nearest(&mut log),
         service_failure(lab, &mut log),
+        dns_failure(lab, &mut log),
         drain(lab, &mut log),
         rogue(lab, &mut log),
         restart(lab, &mut log),
@@ -140,6 +145,134 @@ fn service_failure(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
             NAME,
             unchanged && back.is_ok(),
             format!("failover to {pop} in {t:.2?}, isp1 route and updates unchanged: {unchanged}"),
+        ),
+        Err(e) => outcome(NAME, false, e),
+    }
+}
+
+/// What `dig @DNS_VIP www.<zone>` from a client got: the answer records
+/// and the NSID of the PoP that answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DigAnswer {
+    status: String,
+    answer: Vec<String>,
+    nsid: String,
+}
+
+/// `dig` from `client` to the DNS VIP for `www.<zone>` (UDP, one try of
+/// one second).
+fn dig(client: &str) -> Result<DigAnswer, String> {
+    let out = net::run(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        &net::ns(client),
+        "dig",
+        &format!("@{DNS_VIP}"),
+        &format!("www.{ZONE}"),
+        "A",
+        "+nsid",
+        "+norec",
+        "+time=1",
+        "+tries=1",
+    ]))?;
+    let status = out
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .and_then(|s| s.split(',').next())
+        .ok_or_else(|| format!("{client}: no response: {}", out.trim()))?
+        .to_string();
+    let answer = out
+        .lines()
+        .skip_while(|l| !l.starts_with(";; ANSWER SECTION:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    // `; NSID: 70 6f 70 2d 61 ("pop-a")`
+    let nsid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("; NSID: "))
+        .and_then(|l| l.split("(\"").nth(1))
+        .and_then(|l| l.split("\")").next())
+        .unwrap_or_default()
+        .to_string();
+    Ok(DigAnswer {
+        status,
+        answer,
+        nsid,
+    })
+}
+
+/// Asks from `client` until `check` accepts the answer; the time it took,
+/// the answer, and how many queries went unanswered meanwhile.
+fn until_dns(
+    client: &str,
+    timeout: Duration,
+    check: impl Fn(&DigAnswer) -> bool,
+) -> Result<(Duration, DigAnswer, u32), String> {
+    let start = Instant::now();
+    let mut unanswered = 0;
+    loop {
+        match dig(client) {
+            Ok(a) if check(&a) => return Ok((start.elapsed(), a, unanswered)),
+            Ok(_) => {}
+            Err(_) => unanswered += 1,
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "{client}: not within {timeout:?} (last: {:?})",
+                dig(client)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn dns_failure(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
+    const NAME: &str =
+        "DNS: the same answer from the nearest PoP; when its DNS stops, a peer answers";
+    let want = vec![format!("www.{ZONE}. 60 IN A {WEB_VIP}")];
+    let one = dig("client1");
+    let two = dig("client2");
+    log(&format!(
+        "dig @{DNS_VIP} www.{ZONE}: client1 {one:?}; client2 {two:?}"
+    ));
+    let (Ok(one), Ok(two)) = (one, two) else {
+        return outcome(NAME, false, "a client got no DNS answer".into());
+    };
+    let same = one.status == "NOERROR" && one.answer == want && two.answer == want;
+    let nearest = one.nsid == "pop-a" && matches!(two.nsid.as_str(), "pop-b" | "pop-c");
+    log("pop-a: DNS service stopped (edge-agent dns stop)");
+    if let Err(e) = lab.admin("pop-a", &["dns", "stop"]) {
+        return outcome(NAME, false, e);
+    }
+    let failover = until_dns("client1", Duration::from_secs(10), |a| {
+        a.answer == want && a.nsid != "pop-a"
+    });
+    // And it keeps answering.
+    let steady = (0..10).all(|_| dig("client1").is_ok_and(|a| a.answer == want));
+    match &failover {
+        Ok((t, a, lost)) => log(&format!(
+            "client1 answered by {} via the overlay after {t:.2?} ({lost} queries unanswered meanwhile); 10 more answered: {steady}",
+            a.nsid
+        )),
+        Err(e) => log(e),
+    }
+    let _ = lab.admin("pop-a", &["dns", "start"]);
+    let back = until_dns("client1", Duration::from_secs(10), |a| a.nsid == "pop-a");
+    if let Ok((t, _, _)) = &back {
+        log(&format!(
+            "pop-a: DNS service started; client1 answered by pop-a again after {t:.2?}"
+        ));
+    }
+    match failover {
+        Ok((t, a, lost)) => outcome(
+            NAME,
+            same && nearest && steady && back.is_ok(),
+            format!(
+                "client1 ← {}, client2 ← {}, same answer: {same}; pop-a's DNS stopped: answered by {} after {t:.2?} ({lost} unanswered)",
+                one.nsid, two.nsid, a.nsid
+            ),
         ),
         Err(e) => outcome(NAME, false, e),
     }
