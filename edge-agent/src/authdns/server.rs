@@ -203,6 +203,9 @@ impl DnsServer {
     /// Binds every listen address (UDP and TCP) and starts serving, on
     /// the current runtime and network namespace.
     pub fn start(config: DnsConfig) -> Result<DnsServer, ListenError> {
+        for zone in config.zones.zones() {
+            tracing::info!("DNS zone {zone}");
+        }
         let server = DnsServer {
             shared: Arc::new(Shared {
                 served: RwLock::new(Arc::new(Served {
