@@ -45,19 +45,25 @@ fn labels(pairs: &[(&str, String)]) -> Labels {
         .collect()
 }
 
+type GaugeF64 = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// A labelled counter family, registered as `name`.
+fn counter(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+/// A labelled gauge family, registered as `name`.
+fn gauge(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, GaugeF64> {
+    let family = Family::<Labels, GaugeF64>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
 /// The text exposition of everything in `s`.
 pub fn encode_metrics(s: &Sources<'_>) -> String {
     let mut registry = Registry::default();
-    let counter = |registry: &mut Registry, name: &str, help: &str| {
-        let family = Family::<Labels, Counter>::default();
-        registry.register(name, help, family.clone());
-        family
-    };
-    let gauge = |registry: &mut Registry, name: &str, help: &str| {
-        let family = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        registry.register(name, help, family.clone());
-        family
-    };
     let packets = counter(
         &mut registry,
         "edge_dataplane_packets",
@@ -238,7 +244,7 @@ pub fn encode_metrics(s: &Sources<'_>) -> String {
         "Control-loop decisions",
         decisions,
     );
-    let apply = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let apply = GaugeF64::default();
     apply.set(s.control.last_apply.map_or(0.0, |d| d.as_secs_f64()));
     registry.register(
         "edge_control_apply_seconds",
@@ -246,7 +252,7 @@ pub fn encode_metrics(s: &Sources<'_>) -> String {
         apply,
     );
     let desired = s.control.desired.as_ref();
-    let fit = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let fit = GaugeF64::default();
     fit.set(f64::from(u8::from(desired.is_some_and(|d| d.fit.is_ok()))));
     registry.register(
         "edge_node_fit",
@@ -280,26 +286,20 @@ pub fn encode_metrics(s: &Sources<'_>) -> String {
 
 /// The DNS service's families.
 fn encode_dns(registry: &mut Registry, dns: &super::status::DnsDoc) {
-    let listening = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let listening = GaugeF64::default();
     registry.register(
         "edge_dns_listening",
         "Whether the DNS service's listeners are up",
         listening.clone(),
     );
     listening.set(f64::from(u8::from(dns.listening)));
-    let queries = Family::<Labels, Counter>::default();
-    registry.register("edge_dns_queries", "DNS queries received", queries.clone());
+    let queries = counter(registry, "edge_dns_queries", "DNS queries received");
     for (transport, n) in &dns.queries {
         queries
             .get_or_create(&labels(&[("transport", transport.clone())]))
             .inc_by(*n);
     }
-    let responses = Family::<Labels, Counter>::default();
-    registry.register(
-        "edge_dns_responses",
-        "DNS responses by outcome",
-        responses.clone(),
-    );
+    let responses = counter(registry, "edge_dns_responses", "DNS responses by outcome");
     for (outcome, n) in &dns.responses {
         responses
             .get_or_create(&labels(&[("outcome", outcome.clone())]))
@@ -312,11 +312,10 @@ fn encode_dns(registry: &mut Registry, dns: &super::status::DnsDoc) {
         truncated.clone(),
     );
     truncated.inc_by(dns.truncated);
-    let limited = Family::<Labels, Counter>::default();
-    registry.register(
+    let limited = counter(
+        registry,
         "edge_dns_rate_limited",
         "UDP responses held back by rate limiting, dropped or slipped (sent empty with TC=1)",
-        limited.clone(),
     );
     for (action, n) in [
         ("dropped", dns.rate_limited_dropped),
@@ -333,11 +332,10 @@ fn encode_dns(registry: &mut Registry, dns: &super::status::DnsDoc) {
         ignored.clone(),
     );
     ignored.inc_by(dns.ignored);
-    let serial = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-    registry.register(
+    let serial = gauge(
+        registry,
         "edge_dns_zone_serial",
         "The SOA serial of each zone served",
-        serial.clone(),
     );
     for z in &dns.zones {
         serial
