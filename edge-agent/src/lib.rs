@@ -18,6 +18,7 @@ pub mod dataplane;
 pub mod dns_tcp;
 pub mod health;
 pub mod maglev;
+pub mod net;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;

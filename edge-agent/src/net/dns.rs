@@ -1,0 +1,1 @@
+//! The DNS stub client (placeholder until it moves here).
