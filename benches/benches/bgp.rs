@@ -11,7 +11,6 @@ use std::{
 
 use edge_agent::bgp::{
     codec::{CodecOptions, decode, encode, pack_updates},
-    io::Command,
     message::{AsSegment, Attributes, Family, Message, Origin, Prefix},
     rib_out::OriginAttrs,
     session::State,
@@ -138,15 +137,13 @@ fn wire_latency() {
     };
     let (mut announce, mut withdraw) = (Vec::new(), Vec::new());
     for _ in 0..200 {
-        for (command, samples) in [
-            (
-                Command::Announce(prefix, OriginAttrs::default()),
-                &mut announce,
-            ),
-            (Command::Withdraw(prefix), &mut withdraw),
-        ] {
+        for (on, samples) in [(true, &mut announce), (false, &mut withdraw)] {
             let start = Instant::now();
-            speaker.commands.blocking_send(command).unwrap();
+            if on {
+                speaker.announce(prefix, OriginAttrs::default());
+            } else {
+                speaker.withdraw(prefix);
+            }
             samples.push(next_update(&fd) - start);
             std::thread::sleep(Duration::from_millis(2));
         }

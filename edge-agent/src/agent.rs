@@ -6,15 +6,23 @@
 //! (`edge-agent run`) builds an [`AgentConfig`] from its config file and
 //! runs an [`Agent`]; tests run several in network namespaces.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+};
 
 use crate::{
     authdns::{DnsConfig, DnsServer, ListenError},
     bgp::{
-        io::{Command, Status, Telemetry},
+        io::Telemetry,
         neighbor::{self, NeighborConfig},
+        speaker::{Intent, Status},
     },
     control::{
         decide::ControlConfig,
@@ -79,6 +87,18 @@ pub enum AgentError {
     /// The DNS service.
     #[error(transparent)]
     Dns(#[from] ListenError),
+    /// BGP cannot listen for the upstream neighbours' connections.
+    #[error(
+        "upstream BGP: cannot listen on {addr} for {neighbors}: {source} (is another BGP daemon using the port?)"
+    )]
+    UpstreamListen {
+        /// Where.
+        addr: SocketAddr,
+        /// The neighbours it is for.
+        neighbors: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A running node.
@@ -95,8 +115,9 @@ pub struct Agent {
     pub upstream: Vec<watch::Receiver<Status>>,
     /// The authoritative DNS service, if configured.
     pub dns: Option<DnsServer>,
-    upstream_commands: Vec<mpsc::Sender<Command>>,
+    upstream_intents: Vec<watch::Sender<Intent>>,
     upstream_tasks: Vec<tokio::task::JoinHandle<()>>,
+    upstream_listeners: Vec<tokio::task::JoinHandle<()>>,
     drained: watch::Sender<bool>,
     pin_dir: Option<std::path::PathBuf>,
     _attachment: Attachment,
@@ -109,6 +130,9 @@ impl Agent {
     /// Nothing is announced upstream before the control loop finds the
     /// node fit.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        // Before anything touches the kernel: a port we cannot have fails
+        // the start cleanly.
+        let listeners = bind_upstream(&config.upstream)?;
         let mut dataplane = Dataplane::load(&config.load)?;
         dataplane.set_config(&config.node)?;
         // With pins, a running data plane is re-adopted: its maps are
@@ -190,16 +214,14 @@ impl Agent {
         // connected (bounded). A restarted node's data plane keeps
         // forwarding with its old state meanwhile.
         warm_up(&config, &netlink, &health, &overlay).await;
-        // The upstream command channels exist before the control loop, so
-        // its first decision is queued before any session can come up; the
+        // The upstream intents exist before the control loop, so its
+        // first decision is in place before any session can come up; the
         // sessions start only once that decision is made.
-        let mut upstream_commands = Vec::new();
-        let mut upstream_receivers = Vec::new();
-        for _ in &config.upstream {
-            let (commands, commands_rx) = mpsc::channel(64);
-            upstream_commands.push(commands);
-            upstream_receivers.push(commands_rx);
-        }
+        let upstream_intents: Vec<watch::Sender<Intent>> = config
+            .upstream
+            .iter()
+            .map(|_| watch::channel(Intent::default()).0)
+            .collect();
         let (drained, drained_rx) = watch::channel(false);
         let control = Control::spawn(
             config.control.clone(),
@@ -213,7 +235,7 @@ impl Agent {
                 dataplane,
                 overlay: Some(overlay.clone()),
                 netlink: Some(netlink.clone()),
-                upstream: upstream_commands.clone(),
+                upstream: upstream_intents.clone(),
             },
         );
         let mut decided = control.status.clone();
@@ -224,8 +246,11 @@ impl Agent {
         .await;
         let mut upstream = Vec::new();
         let mut upstream_tasks = Vec::new();
-        for (mut neighbor_config, commands_rx) in
-            config.upstream.clone().into_iter().zip(upstream_receivers)
+        let mut upstream_listeners = Vec::new();
+        let mut inbound_routes: HashMap<SocketAddr, HashMap<IpAddr, mpsc::Sender<_>>> =
+            HashMap::new();
+        for (mut neighbor_config, intent) in
+            config.upstream.clone().into_iter().zip(&upstream_intents)
         {
             if let Some(gr) = &mut neighbor_config.session.graceful_restart {
                 // Forwarding state was preserved across the restart.
@@ -233,12 +258,24 @@ impl Agent {
             }
             let (telemetry, status) = Telemetry::new();
             let (inbound_tx, inbound) = mpsc::channel(4);
-            upstream_tasks.push(tokio::spawn(async move {
-                // Keeps the (unused) inbound channel open for the session's life.
-                let _inbound_tx = inbound_tx;
-                neighbor::run(neighbor_config, commands_rx, inbound, telemetry).await;
-            }));
+            if let Some(addr) = neighbor_config.listen_addr() {
+                inbound_routes
+                    .entry(addr)
+                    .or_default()
+                    .insert(neighbor_config.peer.ip(), inbound_tx);
+            }
+            let intent = intent.subscribe();
+            upstream_tasks.push(tokio::spawn(neighbor::run(
+                neighbor_config,
+                intent,
+                inbound,
+                telemetry,
+            )));
             upstream.push(status);
+        }
+        for (addr, listener) in listeners {
+            let routes = inbound_routes.remove(&addr).unwrap_or_default();
+            upstream_listeners.push(tokio::spawn(neighbor::listen(listener, routes)));
         }
         Ok(Agent {
             overlay,
@@ -247,8 +284,9 @@ impl Agent {
             control,
             upstream,
             dns,
-            upstream_commands,
+            upstream_intents,
             upstream_tasks,
+            upstream_listeners,
             drained,
             pin_dir: config.load.pin_dir.clone(),
             _attachment: attachment,
@@ -271,10 +309,11 @@ impl Agent {
     /// state (unless the netlink config keeps it), then detach and unpin
     /// the data plane.
     pub async fn stop(self) {
-        for commands in &self.upstream_commands {
-            let _ = commands
-                .send(Command::Shutdown("edge agent stopping".into()))
-                .await;
+        for intent in &self.upstream_intents {
+            intent.send_modify(|i| i.stop("edge agent stopping"));
+        }
+        for listener in &self.upstream_listeners {
+            listener.abort();
         }
         for task in self.upstream_tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
@@ -302,7 +341,7 @@ impl Agent {
     /// kernel state stays (when the netlink config keeps it) and the
     /// pinned data plane keeps forwarding.
     pub async fn abandon(self) {
-        for task in &self.upstream_tasks {
+        for task in self.upstream_tasks.iter().chain(&self.upstream_listeners) {
             task.abort();
         }
         let _ = self.control.stop().await;
@@ -310,6 +349,40 @@ impl Agent {
             netlink.stop().await;
         }
     }
+}
+
+/// Binds a listening socket for the upstream neighbours' connections on
+/// each of our addresses toward them (with every TCP MD5 key of the
+/// neighbours reached there).
+fn bind_upstream(
+    upstream: &[NeighborConfig],
+) -> Result<Vec<(SocketAddr, TcpListener)>, AgentError> {
+    let mut groups: BTreeMap<SocketAddr, Vec<&NeighborConfig>> = BTreeMap::new();
+    for neighbor in upstream {
+        if let Some(addr) = neighbor.listen_addr() {
+            groups.entry(addr).or_default().push(neighbor);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(addr, neighbors)| {
+            let keys: Vec<(IpAddr, Vec<u8>)> = neighbors
+                .iter()
+                .filter_map(|n| n.md5_key.clone().map(|k| (n.peer.ip(), k)))
+                .collect();
+            neighbor::bind(addr, &keys)
+                .map(|listener| (addr, listener))
+                .map_err(|source| AgentError::UpstreamListen {
+                    addr,
+                    neighbors: neighbors
+                        .iter()
+                        .map(|n| n.peer.ip().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    source,
+                })
+        })
+        .collect()
 }
 
 /// Waits, at most [`WARM_UP`], until the kernel has been reconciled once,

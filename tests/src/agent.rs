@@ -6,7 +6,7 @@ use std::{thread::JoinHandle, time::Instant};
 
 use edge_agent::{
     agent::{Agent, AgentConfig},
-    bgp::io::Status,
+    bgp::speaker::Status,
     control::runtime::{Applied, ControlStatus},
     health::{AdminState, HealthEvent, HealthMap},
     overlay::status::OverlayStatus,

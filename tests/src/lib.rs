@@ -20,6 +20,7 @@
 //! - [`upstream`]: the ISP–edge link and the edge's eBGP neighbour settings.
 //! - [`plan`]: the address plan of the design brief.
 //! - [`rng`]: a seeded random source for property tests and workloads.
+//! - [`logs`]: log lines captured in memory, for assertions on them.
 
 pub mod agent;
 pub mod bird;
@@ -31,6 +32,7 @@ pub mod fixture;
 pub mod gobgp;
 pub mod http;
 pub mod lab;
+pub mod logs;
 pub mod netns;
 pub mod overlay;
 pub mod packet;

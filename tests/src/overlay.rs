@@ -4,10 +4,8 @@
 //! namespaces, with their log lines captured so tests can count them.
 
 use std::{
-    io::Write,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -29,6 +27,7 @@ use edge_agent::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
+    logs::Capture,
     netns::{Netns, veth},
     plan,
 };
@@ -276,23 +275,9 @@ pub struct Node {
     /// Its status.
     pub status: watch::Receiver<OverlayStatus>,
     requests: mpsc::UnboundedSender<Request>,
-    logs: Arc<Mutex<Vec<u8>>>,
+    logs: Capture,
     stop: Option<oneshot::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 impl Node {
@@ -303,8 +288,8 @@ impl Node {
 
     /// Starts an overlay with `config` inside `ns`.
     pub fn try_start(ns: &Netns, config: OverlayConfig) -> Result<Node, String> {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let capture = Capture(logs.clone());
+        let logs = Capture::new();
+        let capture = logs.clone();
         let (requests, mut requests_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel::<bool>();
         let (ready, ready_rx) = std::sync::mpsc::channel();
@@ -388,7 +373,7 @@ impl Node {
 
     /// The log so far.
     pub fn logs(&self) -> String {
-        String::from_utf8_lossy(&self.logs.lock().unwrap()).into_owned()
+        self.logs.text()
     }
 
     /// Log lines containing every one of `needles`.

@@ -9,8 +9,11 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{Command, Event, Status, Telemetry},
+    io::{Event, Telemetry},
+    message::Prefix,
     neighbor::{self, NeighborConfig},
+    rib_out::OriginAttrs,
+    speaker::{Intent, Status},
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -18,8 +21,8 @@ use crate::netns::Netns;
 
 /// A neighbour runner on its own thread and runtime, inside a namespace.
 pub struct Speaker {
-    /// Commands to the running neighbour.
-    pub commands: mpsc::Sender<Command>,
+    /// What the running neighbour is to announce.
+    pub intent: watch::Sender<Intent>,
     /// The neighbour's status.
     pub status: watch::Receiver<Status>,
     /// The neighbour's events, from the start.
@@ -42,7 +45,7 @@ impl Speaker {
         config: NeighborConfig,
         listen: Option<std::net::SocketAddr>,
     ) -> Self {
-        let (commands, command_rx) = mpsc::channel(16);
+        let (intent, intent_rx) = watch::channel(Intent::default());
         let (telemetry, status) = Telemetry::new();
         let events = telemetry.events.subscribe();
         let (crash, crash_rx) = oneshot::channel::<()>();
@@ -62,19 +65,34 @@ impl Speaker {
                     tokio::spawn(neighbor::listen(listener, routes));
                 }
                 tokio::select! {
-                    () = neighbor::run(config, command_rx, inbound_rx, telemetry) => {}
+                    () = neighbor::run(config, intent_rx, inbound_rx, telemetry) => {}
                     // A crash: everything is dropped, no NOTIFICATION, the socket just closes.
                     _ = crash_rx => {}
                 }
             });
         });
         Speaker {
-            commands,
+            intent,
             status,
             events,
             crash: Some(crash),
             thread: Some(thread),
         }
+    }
+
+    /// Announces `prefix` with `attrs`.
+    pub fn announce(&self, prefix: Prefix, attrs: OriginAttrs) {
+        self.intent.send_modify(|i| i.announce(prefix, attrs));
+    }
+
+    /// Withdraws `prefix`.
+    pub fn withdraw(&self, prefix: Prefix) {
+        self.intent.send_modify(|i| i.withdraw(prefix));
+    }
+
+    /// Withdraws everything and Ceases with `reason`.
+    pub fn shutdown(&self, reason: &str) {
+        self.intent.send_modify(|i| i.stop(reason));
     }
 
     /// Waits until `check` holds for the status; panics after `timeout`.

@@ -10,10 +10,11 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{self, Command, Ended, Telemetry},
+    io::{self, Telemetry},
     message::{Family, Prefix},
-    rib_out::{OriginAttrs, RibOut},
-    session::{Input, Session, SessionConfig, State},
+    rib_out::OriginAttrs,
+    session::{SessionConfig, State},
+    speaker::{Intent, Speaker},
 };
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config},
@@ -21,7 +22,7 @@ use edge_tests::{
     privilege::require_root,
     upstream,
 };
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 const V4: Prefix = Prefix::V4 {
     addr: Ipv4Addr::new(203, 0, 113, 0),
@@ -44,7 +45,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
     let neighbor = BgpNeighbor::new("edge", underlay_v4(2).into(), CDN_ASN);
     let mut bird = Bird::start(&isp, &bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]));
 
-    let (commands, mut command_rx) = mpsc::channel(16);
+    let (commands, intent) = watch::channel(Intent::default());
     let (telemetry, status) = Telemetry::new();
     let edge_name = edge.name().to_owned();
     let speaker = std::thread::spawn(move || {
@@ -55,33 +56,20 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
                 ISP_ASNS[0],
                 vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             );
-            let mut session = Session::new(SessionConfig {
-                max_prefixes: Some(100),
-                ..neighbor.session
-            });
-            session.handle(Input::Start, Instant::now());
-            while session.poll_action().is_some() {}
+            let speaker = Speaker::new(
+                SessionConfig {
+                    max_prefixes: Some(100),
+                    // This test drives one connection directly.
+                    passive: true,
+                    ..neighbor.session
+                },
+                neighbor.origination,
+                Instant::now(),
+            );
             let stream = tokio::net::TcpStream::connect(neighbor.peer)
                 .await
                 .expect("connect to BIRD");
-            let mut rib = RibOut::default();
-            // This test drives one connection directly: no inbound ones.
-            let (_inbound, mut inbound_rx) = mpsc::channel(1);
-            let ended = io::run(
-                stream,
-                true,
-                &mut inbound_rx,
-                &mut session,
-                &mut rib,
-                &neighbor.origination,
-                &mut command_rx,
-                &telemetry,
-            )
-            .await;
-            match ended {
-                Ended::Down(reason) => reason,
-                Ended::Collision(_) => panic!("no collision was possible"),
-            }
+            io::run_connection(stream, true, speaker, intent, &telemetry).await
         })
     });
     let established = Instant::now() + Duration::from_secs(15);
@@ -100,12 +88,8 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
         large_communities: vec![(CDN_ASN, 1, 2)],
         ..OriginAttrs::default()
     };
-    commands
-        .blocking_send(Command::Announce(V4, attrs.clone()))
-        .unwrap();
-    commands
-        .blocking_send(Command::Announce(V6, attrs.clone()))
-        .unwrap();
+    commands.send_modify(|i| i.announce(V4, attrs.clone()));
+    commands.send_modify(|i| i.announce(V6, attrs.clone()));
     let route = bird.wait_for(
         "show route all 203.0.113.0/24",
         "the IPv4 route",
@@ -135,9 +119,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
         graceful_shutdown: true,
         ..attrs
     };
-    commands
-        .blocking_send(Command::Announce(V4, drain))
-        .unwrap();
+    commands.send_modify(|i| i.announce(V4, drain));
     let drained = bird.wait_for(
         "show route all 203.0.113.0/24",
         "the drained route",
@@ -149,7 +131,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
         "GRACEFUL_SHUTDOWN:\n{drained}"
     );
 
-    commands.blocking_send(Command::Withdraw(V4)).unwrap();
+    commands.send_modify(|i| i.withdraw(V4));
     bird.wait_for("show route 203.0.113.0/24", "the withdrawal", WAIT, |o| {
         !o.contains("203.0.113.0/24")
     });
@@ -159,9 +141,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
         "the other route stays"
     );
 
-    commands
-        .blocking_send(Command::Shutdown("edge maintenance".into()))
-        .unwrap();
+    commands.send_modify(|i| i.stop("edge maintenance"));
     let reason = speaker.join().expect("speaker thread");
     assert_eq!(reason, edge_agent::bgp::session::DownReason::Stopped);
     let protocol = bird.wait_for("show protocols all edge", "the shutdown", WAIT, |o| {

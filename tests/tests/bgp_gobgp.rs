@@ -9,7 +9,6 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::Command,
     message::{Family, Prefix},
     neighbor::NeighborConfig,
     rib_out::OriginAttrs,
@@ -78,14 +77,8 @@ fn sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp() {
         large_communities: vec![(CDN_ASN, 1, 2)],
         ..OriginAttrs::default()
     };
-    over_v4
-        .commands
-        .blocking_send(Command::Announce(V4, attrs.clone()))
-        .unwrap();
-    over_v6
-        .commands
-        .blocking_send(Command::Announce(V6, attrs))
-        .unwrap();
+    over_v4.announce(V4, attrs.clone());
+    over_v6.announce(V6, attrs);
 
     let rib4 = gobgp.wait_for(
         &["global", "rib", "-a", "ipv4"],
@@ -112,20 +105,14 @@ fn sessions_over_ipv4_and_ipv6_announce_and_withdraw_at_gobgp() {
         );
     }
 
-    over_v4
-        .commands
-        .blocking_send(Command::Withdraw(V4))
-        .unwrap();
+    over_v4.withdraw(V4);
     gobgp.wait_for(
         &["global", "rib", "-a", "ipv4"],
         "the IPv4 withdrawal",
         WAIT,
         |o| !o.contains("203.0.113.0/24"),
     );
-    over_v6
-        .commands
-        .blocking_send(Command::Withdraw(V6))
-        .unwrap();
+    over_v6.withdraw(V6);
     gobgp.wait_for(
         &["global", "rib", "-a", "ipv6"],
         "the IPv6 withdrawal",

@@ -9,11 +9,12 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{Command, Event, Status},
+    io::Event,
     message::{Family, Prefix},
     neighbor::NeighborConfig,
     rib_out::OriginAttrs,
     session::{DownReason, GracefulRestart, State},
+    speaker::Status,
 };
 use edge_tests::{
     bird::{BgpNeighbor, Bird, bgp_config, static_routes},
@@ -146,10 +147,7 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
     };
     let first = Speaker::spawn(&edge, config(None, None, Some(gr)));
     first.wait_for("Established", Duration::from_secs(10), established);
-    first
-        .commands
-        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
-        .unwrap();
+    first.announce(V4, OriginAttrs::default());
     wait_route(&mut bird, V4_TEXT, true, "the route", TEN_S);
 
     // The agent dies: no NOTIFICATION, the connection just closes.
@@ -175,10 +173,7 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
             }),
         ),
     );
-    second
-        .commands
-        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
-        .unwrap();
+    second.announce(V4, OriginAttrs::default());
     second.wait_for("Established again", Duration::from_secs(10), established);
     for _ in 0..10 {
         assert!(
@@ -195,10 +190,7 @@ fn graceful_restart_keeps_our_routes_at_bird_through_a_restart() {
     let (_isp2, edge2, mut bird2) = world("", false, "");
     let plain = Speaker::spawn(&edge2, config(None, None, None));
     plain.wait_for("Established", Duration::from_secs(10), established);
-    plain
-        .commands
-        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
-        .unwrap();
+    plain.announce(V4, OriginAttrs::default());
     wait_route(&mut bird2, V4_TEXT, true, "the route (control)", TEN_S);
     plain.crash();
     wait_route(
@@ -273,10 +265,7 @@ fn a_passive_speaker_accepts_birds_connection_only() {
         Duration::from_secs(10),
         established,
     );
-    speaker
-        .commands
-        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
-        .unwrap();
+    speaker.announce(V4, OriginAttrs::default());
     wait_route(
         &mut bird,
         V4_TEXT,
@@ -303,10 +292,7 @@ fn a_passive_speaker_accepts_birds_connection_only() {
             State::Established
         ]
     );
-    speaker
-        .commands
-        .blocking_send(Command::Shutdown("maintenance".into()))
-        .unwrap();
+    speaker.shutdown("maintenance");
     wait_route(&mut bird, V4_TEXT, false, "the withdrawal", TEN_S);
     speaker.wait_for("the Cease", Duration::from_secs(5), |s| {
         s.last_down == Some(DownReason::Stopped)
@@ -322,10 +308,7 @@ fn both_sides_connecting_settle_on_one_stable_session() {
     let listen = SocketAddr::new(underlay_v4(2).into(), 179);
     let speaker = Speaker::spawn_listening(&edge, config(None, None, None), Some(listen));
     speaker.wait_for("Established", Duration::from_secs(10), established);
-    speaker
-        .commands
-        .blocking_send(Command::Announce(V4, OriginAttrs::default()))
-        .unwrap();
+    speaker.announce(V4, OriginAttrs::default());
     wait_route(&mut bird, V4_TEXT, true, "the route", TEN_S);
     // Whichever connection won, exactly one session stays up: no flapping
     // between the two connections.
@@ -364,10 +347,7 @@ fn a_session_over_ipv6_transport_announces_a_48_at_bird() {
         addr: Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0),
         len: 48,
     };
-    speaker
-        .commands
-        .blocking_send(Command::Announce(v6, OriginAttrs::default()))
-        .unwrap();
+    speaker.announce(v6, OriginAttrs::default());
     let route = wait_route(&mut bird, V6_TEXT, true, "the /48", TEN_S);
     let next_hop = underlay_v6(2).to_string();
     assert!(route.contains(&next_hop), "next hop: {route}");
@@ -375,9 +355,6 @@ fn a_session_over_ipv6_transport_announces_a_48_at_bird() {
         route.contains(&format!("BGP.as_path: {CDN_ASN}")),
         "{route}"
     );
-    speaker
-        .commands
-        .blocking_send(Command::Withdraw(v6))
-        .unwrap();
+    speaker.withdraw(v6);
     wait_route(&mut bird, V6_TEXT, false, "the withdrawal", TEN_S);
 }

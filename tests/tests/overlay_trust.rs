@@ -15,7 +15,7 @@ use std::{
 };
 
 use edge_agent::{
-    bgp::{io::Command, message::Prefix, rib_out::OriginAttrs, rib_out::Origination},
+    bgp::{message::Prefix, rib_out::OriginAttrs, rib_out::Origination, speaker::Intent},
     overlay::{
         config::DEFAULT_PORT,
         connection::{self, Event},
@@ -397,13 +397,11 @@ fn bad_routes_from_an_authenticated_peer_are_rejected_and_counted_good_ones_kept
                     .await
                     .unwrap();
                 let (stream, _) = trust.connect(tcp, &id("pop-a")).await.unwrap();
-                let (commands, commands_rx) = mpsc::channel(16);
+                let mut wanted = Intent::default();
                 for prefix in announce {
-                    commands
-                        .send(Command::Announce(prefix, OriginAttrs::default()))
-                        .await
-                        .unwrap();
+                    wanted.announce(prefix, OriginAttrs::default());
                 }
+                let (commands, commands_rx) = tokio::sync::watch::channel(wanted);
                 let (events, mut events_rx) = mpsc::channel::<Event>(64);
                 let config = edge_agent::bgp::session::SessionConfig {
                     local_as: CDN_ASN,

@@ -8,16 +8,15 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::message::{
-    AsSegment, Attributes, Capability, Family, LargeCommunity, Message, MpReach, MpUnreach,
-    Notification, Open, Origin, Prefix, RouteRefresh, Update, error_code,
+    AS_TRANS, AsSegment, Attributes, Capability, Family, LargeCommunity, Message, MpReach,
+    MpUnreach, Notification, Open, Origin, Prefix, RouteRefresh, Update,
 };
+use super::notification::{MessageHeaderError, OpenMessageError, Subcode, UpdateMessageError};
 
 /// Length of the message header.
 pub const HEADER_LEN: usize = 19;
 /// Largest message (RFC 4271; RFC 8654 extended messages are not used).
 pub const MAX_MESSAGE_LEN: usize = 4096;
-/// AS_TRANS (RFC 6793).
-const AS_TRANS: u16 = 23456;
 
 const ATTR_ORIGIN: u8 = 1;
 const ATTR_AS_PATH: u8 = 2;
@@ -34,8 +33,9 @@ const FLAG_OPTIONAL: u8 = 0x80;
 const FLAG_TRANSITIVE: u8 = 0x40;
 const FLAG_EXTENDED: u8 = 0x10;
 
-/// Per-session codec settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Per-session codec settings; the default is what holds before the OPEN
+/// exchange (two-octet ASNs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CodecOptions {
     /// Both sides announced the four-octet AS capability: AS_PATH carries
     /// 4-byte ASNs. When false, AS_PATH carries 2-byte ASNs (AS_TRANS for
@@ -91,10 +91,10 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(code: u8, subcode: u8, data: Vec<u8>, reason: &'static str) -> Self {
+    fn new<S: Subcode>(subcode: S, data: Vec<u8>, reason: &'static str) -> Self {
         DecodeError {
-            code,
-            subcode,
+            code: S::CODE as u8,
+            subcode: subcode.value(),
             data,
             reason,
         }
@@ -164,8 +164,7 @@ pub fn decode(buf: &[u8], options: &CodecOptions) -> Result<Option<Decoded>, Dec
     }
     if buf[..16].iter().any(|b| *b != 0xff) {
         return Err(DecodeError::new(
-            error_code::MESSAGE_HEADER,
-            1,
+            MessageHeaderError::ConnectionNotSynchronized,
             vec![],
             "marker is not all ones",
         ));
@@ -185,8 +184,7 @@ pub fn decode(buf: &[u8], options: &CodecOptions) -> Result<Option<Decoded>, Dec
         }
         _ => {
             return Err(DecodeError::new(
-                error_code::MESSAGE_HEADER,
-                3,
+                MessageHeaderError::BadMessageType,
                 vec![kind],
                 "unknown message type",
             ));
@@ -195,8 +193,7 @@ pub fn decode(buf: &[u8], options: &CodecOptions) -> Result<Option<Decoded>, Dec
     let exact = matches!(kind, 4 | 5);
     if len < min || len > MAX_MESSAGE_LEN || (exact && len != min) {
         return Err(DecodeError::new(
-            error_code::MESSAGE_HEADER,
-            2,
+            MessageHeaderError::BadMessageLength,
             (len as u16).to_be_bytes().to_vec(),
             "bad message length",
         ));
@@ -229,18 +226,17 @@ pub fn decode(buf: &[u8], options: &CodecOptions) -> Result<Option<Decoded>, Dec
     }))
 }
 
-fn open_error(subcode: u8, reason: &'static str) -> DecodeError {
-    DecodeError::new(error_code::OPEN_MESSAGE, subcode, vec![], reason)
+fn open_error(subcode: OpenMessageError, reason: &'static str) -> DecodeError {
+    DecodeError::new(subcode, vec![], reason)
 }
 
 fn decode_open(body: &[u8]) -> Result<Open, DecodeError> {
     let mut c = Cursor { buf: body };
-    let malformed = || open_error(0, "malformed OPEN");
+    let malformed = || open_error(OpenMessageError::Unspecific, "malformed OPEN");
     let version = c.u8().ok_or_else(malformed)?;
     if version != 4 {
         return Err(DecodeError::new(
-            error_code::OPEN_MESSAGE,
-            1,
+            OpenMessageError::UnsupportedVersionNumber,
             vec![0, 4],
             "unsupported BGP version",
         ));
@@ -248,11 +244,17 @@ fn decode_open(body: &[u8]) -> Result<Open, DecodeError> {
     let my_as = c.u16().ok_or_else(malformed)?;
     let hold_time = c.u16().ok_or_else(malformed)?;
     if hold_time == 1 || hold_time == 2 {
-        return Err(open_error(6, "unacceptable hold time"));
+        return Err(open_error(
+            OpenMessageError::UnacceptableHoldTime,
+            "unacceptable hold time",
+        ));
     }
     let bgp_id = Ipv4Addr::from(c.u32().ok_or_else(malformed)?);
     if bgp_id.is_unspecified() {
-        return Err(open_error(3, "bad BGP identifier"));
+        return Err(open_error(
+            OpenMessageError::BadBgpIdentifier,
+            "bad BGP identifier",
+        ));
     }
     let short_len = c.u8().ok_or_else(malformed)?;
     // RFC 9072: 255 followed by parameter type 255 announces 2-byte lengths.
@@ -281,7 +283,10 @@ fn decode_open(body: &[u8]) -> Result<Open, DecodeError> {
             .take(len.ok_or_else(malformed)?)
             .ok_or_else(malformed)?;
         if kind != 2 {
-            return Err(open_error(4, "unsupported optional parameter"));
+            return Err(open_error(
+                OpenMessageError::UnsupportedOptionalParameter,
+                "unsupported optional parameter",
+            ));
         }
         let mut caps = Cursor { buf: value };
         while !caps.is_empty() {
@@ -341,13 +346,19 @@ fn decode_capability(code: u8, value: &[u8]) -> Capability {
     }
 }
 
-fn update_error(subcode: u8, data: Vec<u8>, reason: &'static str) -> DecodeError {
-    DecodeError::new(error_code::UPDATE_MESSAGE, subcode, data, reason)
+fn update_error(subcode: UpdateMessageError, data: Vec<u8>, reason: &'static str) -> DecodeError {
+    DecodeError::new(subcode, data, reason)
 }
 
 /// Decodes the prefixes of a NLRI or withdrawn field of `family`'s AFI.
 fn decode_prefixes(bytes: &[u8], v6: bool) -> Result<Vec<Prefix>, DecodeError> {
-    let invalid = || update_error(10, vec![], "invalid network field");
+    let invalid = || {
+        update_error(
+            UpdateMessageError::InvalidNetworkField,
+            vec![],
+            "invalid network field",
+        )
+    };
     let mut c = Cursor { buf: bytes };
     let mut out = Vec::new();
     while !c.is_empty() {
@@ -389,7 +400,13 @@ fn decode_update(
     options: &CodecOptions,
     revised: &mut Vec<RevisedError>,
 ) -> Result<Update, DecodeError> {
-    let malformed = || update_error(1, vec![], "malformed attribute list");
+    let malformed = || {
+        update_error(
+            UpdateMessageError::MalformedAttributeList,
+            vec![],
+            "malformed attribute list",
+        )
+    };
     let mut c = Cursor { buf: body };
     let withdrawn_len = usize::from(c.u16().ok_or_else(malformed)?);
     let withdrawn = decode_prefixes(c.take(withdrawn_len).ok_or_else(malformed)?, false)?;
@@ -490,7 +507,7 @@ fn decode_attributes(
         if std::mem::replace(&mut seen[usize::from(kind)], true) {
             if kind == ATTR_MP_REACH || kind == ATTR_MP_UNREACH {
                 return Err(update_error(
-                    1,
+                    UpdateMessageError::MalformedAttributeList,
                     vec![],
                     "MP_REACH_NLRI or MP_UNREACH_NLRI appears twice",
                 ));
@@ -567,7 +584,11 @@ fn decode_attributes(
             _ if well_known => {
                 let mut data = vec![flags, kind];
                 data.extend_from_slice(value);
-                return Err(update_error(2, data, "unrecognized well-known attribute"));
+                return Err(update_error(
+                    UpdateMessageError::UnrecognizedWellKnownAttribute,
+                    data,
+                    "unrecognized well-known attribute",
+                ));
             }
             _ => {
                 out.other
@@ -674,7 +695,7 @@ fn merge_as4_path(path: &[AsSegment], as4: &[AsSegment]) -> Vec<AsSegment> {
 }
 
 fn optional_error(reason: &'static str) -> DecodeError {
-    update_error(9, vec![], reason)
+    update_error(UpdateMessageError::OptionalAttributeError, vec![], reason)
 }
 
 fn decode_family(c: &mut Cursor<'_>) -> Option<Family> {

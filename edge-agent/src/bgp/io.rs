@@ -1,63 +1,37 @@
-//! The thin tokio layer: runs one [`Session`] over any byte stream
-//! (`AsyncRead + AsyncWrite`: TCP to an upstream router, mutual TLS to an
-//! overlay peer), and turns the agent's announce/withdraw commands into
-//! UPDATEs through the [`RibOut`]. All protocol decisions stay in the
-//! sans-IO core; this file only moves bytes and time.
+//! The thin tokio layer around a [`Speaker`]: it moves bytes between the
+//! speaker and a byte stream (`AsyncRead + AsyncWrite`: TCP to an upstream
+//! router, mutual TLS to an overlay peer), opens a connection when the
+//! speaker asks for one, hands it the neighbour's connections, the agent's
+//! [`Intent`] and the time, publishes its [`Status`] and forwards what the
+//! neighbour announces to an importer. It decides nothing.
+//!
+//! Everything it holds is bounded: one read buffer, the UPDATEs decoded
+//! from one read while the importer's channel is full (reading stops until
+//! the importer catches up, so a neighbour that sends faster than the
+//! agent imports is slowed down by TCP, not buffered), at most one held
+//! and one arriving connection.
 
-use std::time::Instant;
+use std::{collections::VecDeque, future::Future, io, pin::Pin, time::Duration};
 
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf},
     sync::{broadcast, mpsc, watch},
 };
 
 use super::{
-    codec::{self, CodecOptions},
-    message::{Attributes, Family, Message, MpUnreach, Notification, Prefix, Update, error_code},
-    rib_out::{Changes, OriginAttrs, Origination, RibOut},
-    session::{Action, DownReason, Input, Keep, Negotiated, Session, State, resolve_collision},
+    session::{DownReason, Negotiated, State},
+    speaker::{Intent, Speaker, SpeakerEvent, Status, collision_cease},
 };
+use crate::{bgp::message::Update, net::time::sleep_until};
 
-/// What the agent asks of a running session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Announce (or re-announce with new attributes) a prefix.
-    Announce(Prefix, OriginAttrs),
-    /// Withdraw a prefix: sent at once.
-    Withdraw(Prefix),
-    /// Withdraw everything, then Cease with this shutdown message.
-    Shutdown(String),
-}
-
-/// What the agent can see of a neighbour (a `watch` value: the latest).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Status {
-    /// The state, `None` before the first transition.
-    pub state: Option<State>,
-    /// When the session last became Established (`None`: not now).
-    pub established_since: Option<Instant>,
-    /// How many times the session became Established.
-    pub established_count: u64,
-    /// Prefixes the neighbour announced to us (counted, never installed).
-    pub received_prefixes: usize,
-    /// Messages received.
-    pub messages_received: u64,
-    /// Messages sent.
-    pub messages_sent: u64,
-    /// UPDATE messages sent.
-    pub updates_sent: u64,
-    /// UPDATE errors handled without a reset (RFC 7606).
-    pub revised_errors: u64,
-    /// Connection collisions resolved (RFC 4271 section 6.8).
-    pub collisions: u64,
-    /// What we want announced, with the attributes.
-    pub announced: Vec<(Prefix, OriginAttrs)>,
-    /// Why the session last went down.
-    pub last_down: Option<DownReason>,
-}
+/// How much one read takes at most (a few full-size UPDATEs).
+const READ_SIZE: usize = 64 * 1024;
+/// How long the last bytes to a closing connection may take.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
 /// A state change of a neighbour, as a stream of events (a `broadcast`:
-/// every change, in order).
+/// every change, in order, for whoever subscribes; nothing is kept when
+/// nobody does).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The session changed state.
@@ -73,6 +47,15 @@ pub enum Event {
     Down(DownReason),
 }
 
+/// What an importer of a neighbour's routes gets, in protocol order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// The session is Established: UPDATEs may follow.
+    Established(Negotiated),
+    /// An UPDATE from the neighbour.
+    Update(Update),
+}
+
 /// Where a neighbour reports its status and events.
 #[derive(Clone, Debug)]
 pub struct Telemetry {
@@ -80,18 +63,10 @@ pub struct Telemetry {
     pub status: watch::Sender<Status>,
     /// Every state change.
     pub events: broadcast::Sender<Event>,
-    /// Where the session's route feed goes, in order, if anyone imports
-    /// routes from this neighbour (`None`: they are counted and dropped).
-    pub feed: Option<mpsc::UnboundedSender<Feed>>,
-}
-
-/// What an importer of a neighbour's routes needs, in protocol order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Feed {
-    /// The session is Established: UPDATEs may follow.
-    Established(Negotiated),
-    /// An UPDATE from the neighbour.
-    Update(Update),
+    /// Where the neighbour's routes go, in order, if anyone imports them
+    /// (`None`: they are counted and dropped). A full channel stops
+    /// reading from the neighbour until it has room.
+    pub feed: Option<mpsc::Sender<Feed>>,
 }
 
 impl Telemetry {
@@ -115,349 +90,294 @@ impl Telemetry {
         let _ = self.events.send(event);
     }
 
-    fn feed(&self, item: Feed) {
-        if let Some(feed) = &self.feed {
-            // The importer may have gone (shutting down): nothing to do then.
-            let _ = feed.send(item);
-        }
-    }
-
-    /// Reports a state change.
-    pub(super) fn state_changed(&self, from: State, to: State) {
-        self.status.send_modify(|s| {
-            s.state = Some(to);
-            if to != State::Established {
-                s.established_since = None;
+    fn publish(&self, now: &Status) {
+        self.status.send_if_modified(|s| {
+            if s == now {
+                false
+            } else {
+                s.clone_from(now);
+                true
             }
         });
-        self.event(Event::StateChanged { from, to });
-    }
-
-    /// Publishes what we want announced, after the agent changed it.
-    pub(super) fn announced(&self, rib: &RibOut) {
-        self.status.send_modify(|s| {
-            s.announced = rib.desired().iter().map(|(p, a)| (*p, a.clone())).collect();
-        });
-    }
-
-    /// Reports the session going down.
-    pub(super) fn down(&self, reason: DownReason) {
-        self.status
-            .send_modify(|s| s.last_down = Some(reason.clone()));
-        self.event(Event::Down(reason));
     }
 }
 
-/// How a connection's run ended.
-#[derive(Debug)]
-pub enum Ended<S> {
-    /// The session went down.
-    Down(DownReason),
-    /// A colliding connection from the neighbour won (RFC 4271 section
-    /// 6.8): the session restarts on it.
-    Collision(S),
+/// A future that opens a connection to the neighbour.
+pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
+
+/// Where the executor gets connections from, besides the first one.
+pub struct Links<'a, S> {
+    /// Opens a connection to the neighbour when the speaker asks (`None`:
+    /// it never does, the session being passive).
+    pub connect: Option<&'a (dyn Fn() -> Connecting<S> + Sync)>,
+    /// Connections the neighbour opened to us (`None`: nobody listens).
+    pub inbound: Option<&'a mut mpsc::Receiver<S>>,
 }
 
-/// Runs `session` over `stream` until it goes down, and says why. The
-/// session must have been started and this stream must be its transport
-/// (it gets `TransportConnected` here); `ours` says whether we initiated
-/// it. Connections the neighbour opens meanwhile arrive on `inbound` and
-/// are resolved as collisions. `rib` persists across sessions: everything
-/// desired is announced again once Established.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the pieces of one neighbour, borrowed separately"
-)]
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+/// Runs `speaker` over one connection, `stream` (opened by us if `ours`),
+/// until its session goes down, and says why: the overlay's sessions,
+/// where the adjacency owns reconnecting. `speaker` must be passive.
+pub async fn run_connection<S>(
     stream: S,
     ours: bool,
-    inbound: &mut mpsc::Receiver<S>,
-    session: &mut Session,
-    rib: &mut RibOut,
-    origination: &Origination,
-    commands: &mut mpsc::Receiver<Command>,
+    mut speaker: Speaker,
+    mut intent: watch::Receiver<Intent>,
     telemetry: &Telemetry,
-) -> Ended<S> {
-    let status = &telemetry.status;
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut options = CodecOptions {
-        four_octet_as: false,
+) -> DownReason
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let links = Links {
+        connect: None,
+        inbound: None,
     };
-    let mut inbox: Vec<u8> = Vec::with_capacity(8192);
-    let mut outbox: Vec<u8> = Vec::new();
-    let mut established = false;
-    let mut shutting_down: Option<String> = None;
-    // A colliding connection waiting for the neighbour's identifier.
-    let mut pending: Option<S> = None;
-    session.handle(Input::TransportConnected, Instant::now());
+    drive(
+        &mut speaker,
+        Some((stream, ours)),
+        links,
+        &mut intent,
+        telemetry,
+        true,
+    )
+    .await
+    .unwrap_or(DownReason::Stopped)
+}
+
+/// Runs `speaker` until it is stopped through `intent` (or `intent`'s
+/// sender is dropped), over the connections it asks for and the ones the
+/// neighbour opens: an upstream neighbour, whose session restarts after
+/// every failure. With `until_down`, returns at the first time the session
+/// goes down instead, with the reason.
+pub async fn drive<S>(
+    speaker: &mut Speaker,
+    first: Option<(S, bool)>,
+    mut links: Links<'_, S>,
+    intent: &mut watch::Receiver<Intent>,
+    telemetry: &Telemetry,
+    until_down: bool,
+) -> Option<DownReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut current: Option<(ReadHalf<S>, WriteHalf<S>)> = None;
+    let mut arrived: Option<S> = None;
+    let mut held: Option<S> = None;
+    let mut connecting: Option<Connecting<S>> = None;
+    let mut imports: VecDeque<Feed> = VecDeque::new();
+    let mut buf = vec![0u8; READ_SIZE];
+    let now = std::time::Instant::now();
+    speaker.set_intent(&intent.borrow_and_update(), now);
+    if let Some((stream, ours)) = first {
+        current = Some(tokio::io::split(stream));
+        speaker.connected(ours, now);
+    }
     loop {
-        while let Some(action) = session.poll_action() {
-            match action {
-                Action::Send(message) => {
-                    encode(&message, &options, &mut outbox);
-                    status.send_modify(|s| s.messages_sent += 1);
-                }
-                Action::Established(n) => {
-                    options.four_octet_as = n.four_octet_as;
-                    established = true;
-                    status.send_modify(|s| {
-                        s.established_since = Some(Instant::now());
-                        s.established_count += 1;
-                    });
-                    telemetry.event(Event::Established(n.clone()));
-                    telemetry.feed(Feed::Established(n.clone()));
-                    // What the agent asked for before now goes out before
-                    // End-of-RIB: a restarting speaker's routes must not be
-                    // flushed by an End-of-RIB that came too early.
-                    while let Ok(command) = commands.try_recv() {
-                        match command {
-                            Command::Announce(prefix, attrs) => rib.announce(prefix, attrs),
-                            Command::Withdraw(prefix) => rib.withdraw(prefix),
-                            Command::Shutdown(reason) => {
-                                for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
-                                    rib.withdraw(prefix);
-                                }
-                                shutting_down = Some(reason);
-                                break;
-                            }
-                        }
+        let mut down = None;
+        while let Some(event) = speaker.poll_event() {
+            let now = std::time::Instant::now();
+            match event {
+                SpeakerEvent::Connect => connecting = links.connect.map(|connect| connect()),
+                SpeakerEvent::Close => {
+                    if let Some((_, writer)) = current.take() {
+                        close(writer, speaker, now).await;
                     }
-                    telemetry.announced(rib);
-                    rib.reset();
-                    let changes = rib.take_changes();
-                    send_changes(&changes, origination, &options, &mut outbox, status);
-                    end_of_rib(&n, &mut outbox, &options);
                 }
-                Action::ResendRoutes(family) => send_changes(
-                    &rib.refresh(family),
-                    origination,
-                    &options,
-                    &mut outbox,
-                    status,
-                ),
-                Action::StateChanged { from, to } => telemetry.state_changed(from, to),
-                Action::ReceivedPrefixes(n) => status.send_modify(|s| s.received_prefixes = n),
-                Action::Received(update) => telemetry.feed(Feed::Update(*update)),
-                Action::Down(reason) => {
-                    let _ = writer.write_all(&outbox).await;
-                    let _ = writer.shutdown().await;
-                    telemetry.down(reason.clone());
-                    return match pending {
-                        // The waiting connection takes over.
-                        Some(next) if shutting_down.is_none() => Ended::Collision(next),
-                        _ => Ended::Down(reason),
-                    };
+                SpeakerEvent::UseArrived => {
+                    connecting = None;
+                    if let Some(stream) = arrived.take() {
+                        current = Some(tokio::io::split(stream));
+                        speaker.connected(false, now);
+                    }
                 }
-                Action::Close | Action::Connect => {}
+                SpeakerEvent::RefuseArrived => refuse(arrived.take()),
+                SpeakerEvent::HoldArrived => held = arrived.take(),
+                SpeakerEvent::RefuseHeld => refuse(held.take()),
+                SpeakerEvent::UseHeld => {
+                    if let Some(stream) = held.take() {
+                        current = Some(tokio::io::split(stream));
+                        speaker.connected(false, now);
+                    }
+                }
+                SpeakerEvent::StateChanged { from, to } => {
+                    telemetry.event(Event::StateChanged { from, to })
+                }
+                SpeakerEvent::Established(negotiated) => {
+                    telemetry.event(Event::Established(negotiated.clone()));
+                    if telemetry.feed.is_some() {
+                        imports.push_back(Feed::Established(negotiated));
+                    }
+                }
+                SpeakerEvent::Received(update) => {
+                    if telemetry.feed.is_some() {
+                        imports.push_back(Feed::Update(*update));
+                    }
+                }
+                SpeakerEvent::Down(reason) => {
+                    telemetry.event(Event::Down(reason.clone()));
+                    down = Some(reason);
+                }
             }
         }
-        // A waiting collision is decided as soon as the neighbour's BGP
-        // identifier is known (RFC 4271 section 6.8): the connection
-        // initiated by the speaker with the higher identifier survives. The
-        // waiting one is always the neighbour's, so it can only win against
-        // ours.
-        if let (Some(next), Some(peer_id)) =
-            (pending.take(), session.negotiated().map(|n| n.peer_bgp_id))
-        {
-            status.send_modify(|s| s.collisions += 1);
-            if ours && resolve_collision(session.local_bgp_id(), peer_id) == Keep::Inbound {
-                // The neighbour's connection wins: Cease/7 on ours, and the
-                // caller starts a fresh session on the winner.
-                let cease = collision_cease();
-                encode(&Message::Notification(cease.clone()), &options, &mut outbox);
-                let _ = writer.write_all(&outbox).await;
-                let _ = writer.shutdown().await;
-                telemetry.down(DownReason::NotificationSent(cease));
-                return Ended::Collision(next);
+        telemetry.publish(speaker.status());
+        if let Some(reason) = down.filter(|_| until_down) {
+            deliver_all(imports, telemetry).await;
+            return Some(reason);
+        }
+        if speaker.is_stopped() {
+            if let Some((_, writer)) = current.take() {
+                close(writer, speaker, std::time::Instant::now()).await;
             }
-            refuse(next).await;
+            refuse(held.take());
+            return None;
         }
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
-        let blocked = !outbox.is_empty();
-        // A shutdown taken from the queue when the session came up is
-        // carried out below, without waiting for anything first.
-        if shutting_down.is_none() {
-            tokio::select! {
-                read = reader.read_buf(&mut inbox) => match read {
-                    Ok(0) | Err(_) => session.handle(Input::TransportClosed, Instant::now()),
-                    Ok(_) => decode_all(&mut inbox, &options, session, status),
-                },
-                command = commands.recv(), if shutting_down.is_none() => {
-                    match command {
-                        Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
-                        Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
-                        Some(Command::Shutdown(reason)) => {
-                            for prefix in rib.desired().keys().copied().collect::<Vec<_>>() {
-                                rib.withdraw(prefix);
-                            }
-                            shutting_down = Some(reason);
-                        }
-                        None => shutting_down = Some("edge agent stopping".into()),
-                    }
-                    telemetry.announced(rib);
-                },
-                next = next_inbound(inbound) => match session.state() {
-                    // Established: the new connection loses (RFC 4271 6.8).
-                    State::Established => {
-                        status.send_modify(|s| s.collisions += 1);
-                        refuse(next).await;
-                    }
-                    // Decided once the identifier is known (above).
-                    _ => {
-                        if let Some(older) = pending.replace(next) {
-                            refuse(older).await;
-                        }
-                    }
-                },
-                written = writer.write(&outbox), if blocked => match written {
-                    Ok(n) if n > 0 => {
-                        outbox.drain(..n);
-                        if outbox.is_empty() {
-                            session.handle(Input::WriteBlocked(false), Instant::now());
-                        }
-                    }
-                    _ => session.handle(Input::TransportClosed, Instant::now()),
-                },
-                () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        let deadline = speaker.poll_timeout();
+        let (reader, writer) = match current.as_mut() {
+            Some((r, w)) => (Some(r), Some(w)),
+            None => (None, None),
+        };
+        // Backpressure: nothing more is read while decoded UPDATEs wait.
+        let reader = reader.filter(|_| imports.is_empty());
+        let pending = speaker.transmit();
+        let writer = writer.filter(|_| !pending.is_empty());
+        let feed = telemetry.feed.as_ref().filter(|_| !imports.is_empty());
+        tokio::select! {
+            read = read_some(reader, &mut buf) => {
+                let now = std::time::Instant::now();
+                match read {
+                    Ok(0) | Err(_) => speaker.connection_lost(now),
+                    Ok(n) => speaker.received(&buf[..n], now),
+                }
             }
-        }
-        if established {
-            let changes = rib.take_changes();
-            send_changes(&changes, origination, &options, &mut outbox, status);
-        }
-        if let Some(reason) = shutting_down.take() {
-            // Withdrawals are queued first; they reach the wire before the
-            // NOTIFICATION because the outbox is written in order.
-            let _ = writer.write_all(&outbox).await;
-            outbox.clear();
-            session.handle(Input::Stop { reason }, Instant::now());
-            continue;
-        }
-        if !blocked && !outbox.is_empty() {
-            session.handle(Input::WriteBlocked(true), Instant::now());
+            written = write_some(writer, pending) => {
+                let now = std::time::Instant::now();
+                match written {
+                    Ok(n) if n > 0 => speaker.transmitted(n, now),
+                    _ => speaker.connection_lost(now),
+                }
+            }
+            result = opened(connecting.as_mut()) => {
+                connecting = None;
+                let now = std::time::Instant::now();
+                match result {
+                    Ok(stream) if current.is_none() => {
+                        current = Some(tokio::io::split(stream));
+                        speaker.connected(true, now);
+                    }
+                    // The neighbour's connection came first.
+                    Ok(_) => {}
+                    Err(_) => speaker.connect_failed(now),
+                }
+            }
+            stream = accepted(links.inbound.as_deref_mut()) => {
+                arrived = Some(stream);
+                speaker.neighbour_connected(std::time::Instant::now());
+            }
+            changed = intent.changed() => {
+                let now = std::time::Instant::now();
+                match changed {
+                    Ok(()) => speaker.set_intent(&intent.borrow_and_update(), now),
+                    // The agent is gone: leave as it would have.
+                    Err(_) => {
+                        let mut last = intent.borrow().clone();
+                        last.stop("edge agent stopping");
+                        speaker.set_intent(&last, now);
+                    }
+                }
+            }
+            sent = reserve(feed) => match sent {
+                Some(permit) => {
+                    if let Some(item) = imports.pop_front() {
+                        permit.send(item);
+                    }
+                }
+                // The importer is gone (shutting down): nothing to do.
+                None => imports.clear(),
+            },
+            () = sleep_until(deadline) => speaker.handle_timeout(std::time::Instant::now()),
         }
     }
 }
 
-fn collision_cease() -> Notification {
-    Notification {
-        code: error_code::CEASE,
-        subcode: 7,
-        data: Vec::new(),
-    }
-}
-
-/// Closes a connection that lost a collision, with Cease/7 (Connection
-/// Collision Resolution).
-async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
-    let mut bytes = Vec::new();
-    encode(
-        &Message::Notification(collision_cease()),
-        &CodecOptions {
-            four_octet_as: false,
-        },
-        &mut bytes,
-    );
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.shutdown().await;
-}
-
-/// Decodes every complete message in `inbox` into the session.
-fn decode_all(
-    inbox: &mut Vec<u8>,
-    options: &CodecOptions,
-    session: &mut Session,
-    status: &watch::Sender<Status>,
+/// Writes what the speaker has queued (bounded in time), then closes.
+async fn close<S: AsyncWrite>(
+    mut writer: WriteHalf<S>,
+    speaker: &mut Speaker,
+    now: std::time::Instant,
 ) {
-    loop {
-        match codec::decode(inbox, options) {
-            Ok(Some(decoded)) => {
-                inbox.drain(..decoded.len);
-                let revised = decoded.revised.len() as u64;
-                status.send_modify(|s| {
-                    s.messages_received += 1;
-                    s.revised_errors += revised;
-                });
-                session.handle(Input::Message(decoded.message), Instant::now());
-            }
-            Ok(None) => return,
-            Err(error) => {
-                inbox.clear();
-                session.handle(Input::DecodeError(error.notification()), Instant::now());
+    let bytes = speaker.transmit().len();
+    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        let _ = writer.write_all(speaker.transmit()).await;
+        let _ = writer.shutdown().await;
+    })
+    .await;
+    speaker.transmitted(bytes, now);
+}
+
+/// Closes a connection that lost a collision with a Cease, in its own task.
+fn refuse<S: AsyncWrite + Unpin + Send + 'static>(stream: Option<S>) {
+    if let Some(mut stream) = stream {
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+                let _ = stream.write_all(&collision_cease()).await;
+                let _ = stream.shutdown().await;
+            })
+            .await;
+        });
+    }
+}
+
+/// Delivers what is left to the importer after the session went down.
+async fn deliver_all(imports: VecDeque<Feed>, telemetry: &Telemetry) {
+    if let Some(feed) = &telemetry.feed {
+        for item in imports {
+            if feed.send(item).await.is_err() {
                 return;
             }
         }
     }
 }
 
-fn encode(message: &Message, options: &CodecOptions, outbox: &mut Vec<u8>) {
-    // Every message the core produces is encodable: an error here is a bug,
-    // and dropping the message is the least harmful reaction.
-    if let Err(e) = codec::encode(message, options, outbox) {
-        debug_assert!(false, "encoding {message:?}: {e}");
-    }
-}
-
-/// Queues `changes`: withdrawals first, then announcements by attributes.
-fn send_changes(
-    changes: &Changes,
-    origination: &Origination,
-    options: &CodecOptions,
-    outbox: &mut Vec<u8>,
-    status: &watch::Sender<Status>,
-) {
-    let mut updates = Vec::new();
-    if !changes.withdraw.is_empty() {
-        if let Ok(u) =
-            codec::pack_updates(&Attributes::default(), &[], &changes.withdraw, &[], options)
-        {
-            updates.extend(u);
-        }
-    }
-    for (attrs, prefixes) in &changes.announce {
-        let attributes = origination.attributes(attrs);
-        let next_hop = origination.ipv6_next_hop();
-        if let Ok(u) = codec::pack_updates(&attributes, prefixes, &[], &next_hop, options) {
-            updates.extend(u);
-        }
-    }
-    status.send_modify(|s| s.updates_sent += updates.len() as u64);
-    for update in updates {
-        encode(&Message::Update(update), options, outbox);
-    }
-}
-
-/// End-of-RIB markers (RFC 4724) for the negotiated families, when the
-/// neighbour does graceful restart: an empty UPDATE for IPv4, an empty
-/// MP_UNREACH for the others.
-fn end_of_rib(negotiated: &Negotiated, outbox: &mut Vec<u8>, options: &CodecOptions) {
-    if negotiated.peer_graceful_restart.is_none() {
-        return;
-    }
-    for family in &negotiated.families {
-        let mut update = Update::default();
-        if *family != Family::IPV4_UNICAST {
-            update.attributes.mp_unreach = Some(MpUnreach {
-                family: *family,
-                withdrawn: Vec::new(),
-            });
-        }
-        encode(&Message::Update(update), options, outbox);
-    }
-}
-
-/// The next connection the neighbour opens; never, once nobody can hand
-/// one over (a neighbour without a listener).
-pub(super) async fn next_inbound<S>(inbound: &mut mpsc::Receiver<S>) -> S {
-    match inbound.recv().await {
-        Some(stream) => stream,
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: Option<&mut R>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match reader {
+        Some(reader) => reader.read(buf).await,
         None => std::future::pending().await,
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: Option<&mut W>,
+    bytes: &[u8],
+) -> io::Result<usize> {
+    match writer {
+        Some(writer) => writer.write(bytes).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn opened<S>(connecting: Option<&mut Connecting<S>>) -> io::Result<S> {
+    match connecting {
+        Some(connecting) => connecting.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next connection the neighbour opens; never, when nobody listens.
+async fn accepted<S>(inbound: Option<&mut mpsc::Receiver<S>>) -> S {
+    match inbound {
+        Some(inbound) => match inbound.recv().await {
+            Some(stream) => stream,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn reserve(feed: Option<&mpsc::Sender<Feed>>) -> Option<mpsc::Permit<'_, Feed>> {
+    match feed {
+        Some(feed) => feed.reserve().await.ok(),
         None => std::future::pending().await,
     }
 }

@@ -1,8 +1,12 @@
 //! The tokio layer against a scripted neighbour over in-memory streams:
 //! collisions decided at OpenConfirm by the BGP identifiers, a second
-//! connection refused once Established.
+//! connection refused once Established, the agent's intent on the wire,
+//! and a neighbour that floods UPDATEs held back by the importer's pace.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex},
@@ -11,7 +15,9 @@ use tokio::{
 
 use super::*;
 use crate::bgp::{
-    message::{Capability, Family, Open},
+    codec::{self, CodecOptions},
+    message::{Attributes, Capability, Family, Message, Notification, Open, Origin, Prefix},
+    rib_out::{OriginAttrs, Origination},
     session::SessionConfig,
 };
 
@@ -104,81 +110,106 @@ fn cease_7() -> Message {
     })
 }
 
-/// Runs one outbound connection of a session with identifier `local_id`,
-/// drives the scripted neighbour through `script`, and returns how the
-/// run ended.
-fn scenario<F, Fut>(local_id: Ipv4Addr, script: F) -> Ended<DuplexStream>
+/// Waits until the published status says Established.
+async fn established(status: &mut watch::Receiver<Status>) {
+    status
+        .wait_for(|s| s.state == Some(State::Established))
+        .await
+        .unwrap();
+}
+
+fn stop(intent: &watch::Sender<Intent>) {
+    intent.send_modify(|i| i.stop("done"));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs a neighbour with identifier `local_id` whose first connection is
+/// ours, drives the scripted neighbour through `script`, and returns the
+/// status once the neighbour has stopped.
+fn scenario<F, Fut>(local_id: Ipv4Addr, script: F) -> Status
 where
     F: FnOnce(
         Peer,
         mpsc::Sender<DuplexStream>,
-        mpsc::Sender<Command>,
+        watch::Sender<Intent>,
         watch::Receiver<Status>,
     ) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    runtime().block_on(async move {
         let (ours, theirs) = duplex(65536);
         let (inbound_tx, mut inbound) = mpsc::channel(2);
-        let (commands_tx, mut commands) = mpsc::channel(2);
+        let (intent_tx, mut intent) = watch::channel(Intent::default());
         let (telemetry, status) = Telemetry::new();
-        let mut session = Session::new(config(local_id));
-        session.handle(Input::Start, std::time::Instant::now());
-        while session.poll_action().is_some() {}
-        let mut rib = RibOut::default();
-        let origination = origination();
-        let run = run(
-            ours,
-            true,
-            &mut inbound,
-            &mut session,
-            &mut rib,
-            &origination,
-            &mut commands,
+        let mut speaker = Speaker::new(config(local_id), origination(), Instant::now());
+        // The first connection is ours already: no further ones.
+        let _ = speaker.poll_event();
+        let links = Links {
+            connect: None,
+            inbound: Some(&mut inbound),
+        };
+        let run = drive(
+            &mut speaker,
+            Some((ours, true)),
+            links,
+            &mut intent,
             &telemetry,
+            false,
         );
-        // The agent stays: the command channel is open until the run ends.
-        let script = script(Peer(theirs), inbound_tx, commands_tx.clone(), status);
+        let script = script(Peer(theirs), inbound_tx, intent_tx.clone(), status.clone());
         let (ended, ()) = tokio::join!(run, script);
-        drop(commands_tx);
-        ended
+        assert_eq!(ended, None, "an upstream neighbour runs until stopped");
+        drop(intent_tx);
+        status.borrow().clone()
     })
 }
 
 #[test]
 fn a_higher_neighbour_identifier_wins_the_collision() {
     // We are 192.0.2.1, the neighbour 198.51.100.1: its connection survives.
-    let ended = scenario(
+    let status = scenario(
         Ipv4Addr::new(192, 0, 2, 1),
-        |mut a, inbound, _commands, _status| async move {
+        |mut a, inbound, intent, mut status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive, "OpenConfirm");
-            let (second, _keep) = duplex(65536);
+            let (second, theirs) = duplex(65536);
             inbound.send(second).await.unwrap();
             assert_eq!(
                 a.recv().await,
                 cease_7(),
                 "our connection is closed with Cease/7"
             );
+            // The session moves to the neighbour's connection.
+            let mut b = Peer(theirs);
+            assert!(matches!(b.recv().await, Message::Open(_)));
+            b.open().await;
+            assert_eq!(b.recv().await, Message::Keepalive);
+            b.send(Message::Keepalive).await;
+            established(&mut status).await;
+            stop(&intent);
+            assert!(
+                matches!(b.recv().await, Message::Notification(n) if (n.code, n.subcode) == (6, 2))
+            );
         },
     );
-    assert!(
-        matches!(ended, Ended::Collision(_)),
-        "the session moves to the neighbour's connection"
-    );
+    assert_eq!(status.collisions, 1);
+    assert_eq!(status.established_count, 1);
+    assert_eq!(status.last_down, Some(DownReason::Stopped));
 }
 
 #[test]
 fn a_higher_local_identifier_keeps_our_connection() {
     // We are 203.0.113.254, above the neighbour: its new connection is refused.
-    let ended = scenario(
+    let status = scenario(
         Ipv4Addr::new(203, 0, 113, 254),
-        |mut a, inbound, commands, _status| async move {
+        |mut a, inbound, intent, mut status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive);
@@ -192,40 +223,35 @@ fn a_higher_local_identifier_keeps_our_connection() {
             );
             // Ours goes on to Established and then shuts down cleanly.
             a.send(Message::Keepalive).await;
-            commands
-                .send(Command::Shutdown("done".into()))
-                .await
-                .unwrap();
+            established(&mut status).await;
+            stop(&intent);
             assert!(
                 matches!(a.recv().await, Message::Notification(n) if (n.code, n.subcode) == (6, 2))
             );
         },
     );
-    assert!(matches!(ended, Ended::Down(DownReason::Stopped)));
+    assert_eq!(status.last_down, Some(DownReason::Stopped));
 }
 
 #[test]
 fn an_established_session_refuses_a_second_connection() {
-    let ended = scenario(
+    let status = scenario(
         Ipv4Addr::new(192, 0, 2, 1),
-        |mut a, inbound, commands, _status| async move {
+        |mut a, inbound, intent, mut status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive);
             a.send(Message::Keepalive).await;
             // Established now, even though the neighbour's identifier is higher.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            established(&mut status).await;
             let (second, theirs) = duplex(65536);
             inbound.send(second).await.unwrap();
             assert_eq!(Peer(theirs).recv().await, cease_7());
-            commands
-                .send(Command::Shutdown("done".into()))
-                .await
-                .unwrap();
+            stop(&intent);
             assert!(matches!(a.recv().await, Message::Notification(n) if n.code == 6));
         },
     );
-    assert!(matches!(ended, Ended::Down(DownReason::Stopped)));
+    assert_eq!(status.last_down, Some(DownReason::Stopped));
 }
 
 #[test]
@@ -239,17 +265,14 @@ fn the_agents_announcements_are_published_and_sent() {
         ..OriginAttrs::default()
     };
     let expected = attrs.clone();
-    let ended = scenario(
+    let status = scenario(
         Ipv4Addr::new(192, 0, 2, 1),
-        |mut a, _inbound, commands, status| async move {
+        |mut a, _inbound, intent, status| async move {
             assert!(matches!(a.recv().await, Message::Open(_)));
             a.open().await;
             assert_eq!(a.recv().await, Message::Keepalive);
             a.send(Message::Keepalive).await;
-            commands
-                .send(Command::Announce(prefix, expected.clone()))
-                .await
-                .unwrap();
+            intent.send_modify(|i| i.announce(prefix, expected.clone()));
             let Message::Update(update) = a.recv().await else {
                 panic!("an UPDATE");
             };
@@ -262,18 +285,148 @@ fn the_agents_announcements_are_published_and_sent() {
                 assert_eq!(now.established_count, 1);
                 assert_eq!(now.updates_sent, 1);
             }
-            commands.send(Command::Withdraw(prefix)).await.unwrap();
+            intent.send_modify(|i| i.withdraw(prefix));
             let Message::Update(update) = a.recv().await else {
                 panic!("an UPDATE");
             };
             assert_eq!(update.withdrawn, [prefix]);
             assert!(status.borrow().announced.is_empty());
-            commands
-                .send(Command::Shutdown("done".into()))
-                .await
-                .unwrap();
+            stop(&intent);
             assert!(matches!(a.recv().await, Message::Notification(n) if n.code == 6));
         },
     );
-    assert!(matches!(ended, Ended::Down(DownReason::Stopped)));
+    assert_eq!(status.last_down, Some(DownReason::Stopped));
+}
+
+/// UPDATE `i` of the flood: one /32 out of 10.0.0.0/8, announced.
+fn flood_update(i: u32) -> Message {
+    Message::Update(Update {
+        attributes: Attributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(vec![]),
+            next_hop: Some(PEER_ID),
+            local_pref: Some(100),
+            ..Attributes::default()
+        },
+        nlri: vec![Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)))],
+        ..Update::default()
+    })
+}
+
+#[test]
+fn a_neighbour_flooding_updates_is_held_back_by_the_importer_and_nothing_is_lost() {
+    const FEED: usize = 8;
+    const WIRE: usize = 16 * 1024;
+    runtime().block_on(async {
+        let (ours, theirs) = duplex(WIRE);
+        let (intent_tx, intent) = watch::channel(Intent::default());
+        let (feed_tx, mut feed) = mpsc::channel(FEED);
+        let (mut telemetry, status) = Telemetry::new();
+        telemetry.feed = Some(feed_tx);
+        let mut session = config(Ipv4Addr::new(192, 0, 2, 1));
+        session.passive = true;
+        session.peer_as = 64500;
+        let speaker = Speaker::new(session, origination(), Instant::now());
+        let run =
+            tokio::spawn(
+                async move { run_connection(ours, false, speaker, intent, &telemetry).await },
+            );
+        let mut peer = Peer(theirs);
+        assert!(matches!(peer.recv().await, Message::Open(_)));
+        peer.send(Message::Open(Open {
+            version: 4,
+            my_as: 64500,
+            hold_time: 90,
+            bgp_id: PEER_ID,
+            capabilities: vec![
+                Capability::Multiprotocol(Family::IPV4_UNICAST),
+                Capability::FourOctetAs(64500),
+            ],
+        }))
+        .await;
+        assert_eq!(peer.recv().await, Message::Keepalive);
+        peer.send(Message::Keepalive).await;
+        // Nobody imports yet. The neighbour sends as fast as it can until
+        // its writes stop going through.
+        // A write cut short by the timeout leaves part of an UPDATE on the
+        // wire: `off` remembers how much, so the stream stays whole.
+        let mut bytes = Vec::new();
+        let mut off = 0;
+        let mut sent = 0u32;
+        let mut written = 0usize;
+        loop {
+            if off == 0 {
+                bytes.clear();
+                codec::encode(
+                    &flood_update(sent),
+                    &CodecOptions {
+                        four_octet_as: true,
+                    },
+                    &mut bytes,
+                )
+                .unwrap();
+            }
+            match tokio::time::timeout(Duration::from_millis(300), peer.0.write(&bytes[off..]))
+                .await
+            {
+                Ok(result) => {
+                    let n = result.unwrap();
+                    off += n;
+                    written += n;
+                    if off == bytes.len() {
+                        off = 0;
+                        sent += 1;
+                    }
+                }
+                Err(_) => break,
+            }
+            assert!(
+                sent < 1_000_000,
+                "the agent took everything: no backpressure"
+            );
+        }
+        // What the agent holds is bounded by what it reads at once and
+        // what the importer's queue takes, not by what the neighbour sends.
+        let per_update = bytes.len();
+        let bound = WIRE + READ_SIZE + (FEED + 1) * per_update + per_update;
+        assert!(
+            written <= bound,
+            "the neighbour got {written} bytes ({sent} UPDATEs) through; at most {bound} expected"
+        );
+        assert_eq!(status.borrow().state, Some(State::Established));
+        // The importer catches up: every UPDATE arrives, in order, the one
+        // cut short included once the neighbour finishes writing it.
+        let rest = bytes[off..].to_vec();
+        let total = sent + u32::from(off > 0);
+        let finish = async {
+            if off > 0 {
+                peer.0.write_all(&rest).await.unwrap();
+            }
+        };
+        let import = async {
+            assert!(matches!(feed.recv().await, Some(Feed::Established(_))));
+            for i in 0..total {
+                let Some(Feed::Update(update)) = feed.recv().await else {
+                    panic!("update {i} of {total}");
+                };
+                let Message::Update(expected) = flood_update(i) else {
+                    unreachable!()
+                };
+                assert_eq!(update, expected, "update {i}");
+            }
+        };
+        tokio::join!(finish, import);
+        let sent = total;
+        // The session goes on: a KEEPALIVE still gets through both ways.
+        peer.send(Message::Keepalive).await;
+        stop(&intent_tx);
+        loop {
+            if let Message::Notification(n) = peer.recv().await {
+                assert_eq!((n.code, n.subcode), (6, 2));
+                break;
+            }
+        }
+        assert_eq!(run.await.unwrap(), DownReason::Stopped);
+        assert_eq!(status.borrow().received_prefixes, sent as usize);
+    });
 }

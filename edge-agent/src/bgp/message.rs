@@ -126,6 +126,10 @@ pub struct LargeCommunity {
 /// The GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326).
 pub const GRACEFUL_SHUTDOWN: u32 = 0xffff_0000;
 
+/// AS_TRANS (RFC 6793): the two-octet stand-in for a four-octet ASN, in
+/// OPEN's My Autonomous System and in two-octet AS_PATHs.
+pub const AS_TRANS: u16 = 23456;
+
 /// MP_REACH_NLRI (RFC 4760): next hop(s) and prefixes of one family.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MpReach {
@@ -240,24 +244,4 @@ pub enum Message {
     Keepalive,
     /// ROUTE-REFRESH (type 5).
     RouteRefresh(RouteRefresh),
-}
-
-/// NOTIFICATION error codes (RFC 4271 section 4.5, RFC 4486, RFC 9687).
-pub mod error_code {
-    /// Message Header Error.
-    pub const MESSAGE_HEADER: u8 = 1;
-    /// OPEN Message Error.
-    pub const OPEN_MESSAGE: u8 = 2;
-    /// UPDATE Message Error.
-    pub const UPDATE_MESSAGE: u8 = 3;
-    /// Hold Timer Expired.
-    pub const HOLD_TIMER_EXPIRED: u8 = 4;
-    /// Finite State Machine Error.
-    pub const FSM: u8 = 5;
-    /// Cease.
-    pub const CEASE: u8 = 6;
-    /// ROUTE-REFRESH Message Error (RFC 7313).
-    pub const ROUTE_REFRESH: u8 = 7;
-    /// Send Hold Timer Expired (RFC 9687).
-    pub const SEND_HOLD_TIMER_EXPIRED: u8 = 8;
 }

@@ -1,8 +1,10 @@
-//! One neighbour, for as long as the agent wants it: connect (TCP, with a
-//! TCP MD5 key if configured), run the session over the connection, and
-//! when it goes down let the state machine's idle hold decide when to try
-//! again. What the agent announces is kept across sessions and announced
-//! again on every new one.
+//! One upstream neighbour, for as long as the agent wants it: a
+//! [`Speaker`] driven by [`io::drive`](super::io::drive) over TCP
+//! connections it opens (with a TCP MD5 key if configured) and the ones
+//! the neighbour opens to us ([`listen`]). The speaker decides when to
+//! connect, which of two colliding connections survives, and when to try
+//! again; what the agent wants announced is its [`Intent`], kept across
+//! sessions and announced again on every new one.
 
 use std::{
     collections::HashMap,
@@ -12,19 +14,21 @@ use std::{
 };
 
 use tokio::{
-    net::{TcpListener, TcpSocket, TcpStream},
-    sync::mpsc,
+    net::{TcpListener, TcpStream},
+    sync::{mpsc, watch},
 };
 
 use super::{
-    io::{self as session_io, Command, Ended, Telemetry},
+    io::{self as session_io, Connecting, Links, Telemetry},
     md5,
-    rib_out::{Origination, RibOut},
-    session::{Action, DownReason, Input, Session, SessionConfig, State},
+    rib_out::Origination,
+    session::SessionConfig,
+    speaker::{Intent, Speaker},
 };
+use crate::net::tcp;
 
 /// How to reach one neighbour and what to tell it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NeighborConfig {
     /// The session settings.
     pub session: SessionConfig,
@@ -38,86 +42,38 @@ pub struct NeighborConfig {
     pub origination: Origination,
 }
 
-/// Runs the neighbour until [`Command::Shutdown`] (or the command channel
-/// closing) has withdrawn everything and ended the session. Connections the
-/// neighbour opens to us arrive on `inbound` (see [`listen`]); a passive
-/// neighbour only uses those, an active one also connects, and collisions
-/// between the two are resolved as RFC 4271 section 6.8 says.
+impl NeighborConfig {
+    /// Where we accept the neighbour's connections: our address toward it
+    /// (`local`, else our next hop of its family, which is our underlay
+    /// address) on the session's port. `None`: we have no address of the
+    /// neighbour's family, and can only connect out.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        let ours = self.local.or(match self.peer {
+            SocketAddr::V4(_) => self.origination.next_hop_v4.map(IpAddr::V4),
+            SocketAddr::V6(_) => self.origination.next_hop_v6.map(|(a, _)| IpAddr::V6(a)),
+        })?;
+        Some(SocketAddr::new(ours, self.peer.port()))
+    }
+}
+
+/// Runs the neighbour until its [`Intent`] says stop (or the intent's
+/// sender is dropped): everything withdrawn, the session ended with a
+/// Cease. Connections the neighbour opens to us arrive on `inbound` (see
+/// [`listen`]); a passive neighbour only uses those, an active one also
+/// connects.
 pub async fn run(
     config: NeighborConfig,
-    mut commands: mpsc::Receiver<Command>,
+    mut intent: watch::Receiver<Intent>,
     mut inbound: mpsc::Receiver<TcpStream>,
     telemetry: Telemetry,
 ) {
-    let mut session = Session::new(config.session.clone());
-    let mut rib = RibOut::default();
-    session.handle(Input::Start, Instant::now());
-    // The next connection to run a session on: (stream, initiated by us).
-    let mut next: Option<(TcpStream, bool)> = None;
-    loop {
-        if let Some((stream, ours)) = next.take() {
-            let ended = session_io::run(
-                stream,
-                ours,
-                &mut inbound,
-                &mut session,
-                &mut rib,
-                &config.origination,
-                &mut commands,
-                &telemetry,
-            )
-            .await;
-            rib.reset();
-            match ended {
-                Ended::Down(DownReason::Stopped) => return,
-                Ended::Down(_) => {}
-                Ended::Collision(winner) => {
-                    // A fresh session on the winner; its Connect is moot.
-                    session = Session::new(config.session.clone());
-                    session.handle(Input::Start, Instant::now());
-                    report_all(&mut session, &telemetry);
-                    next = Some((winner, false));
-                    continue;
-                }
-            }
-        }
-        while let Some(action) = session.poll_action() {
-            match action {
-                Action::Connect => match connect(&config).await {
-                    Ok(stream) => next = Some((stream, true)),
-                    Err(_) => session.handle(Input::TransportClosed, Instant::now()),
-                },
-                other => report(other, &telemetry),
-            }
-            if next.is_some() {
-                break;
-            }
-        }
-        if next.is_some() {
-            continue;
-        }
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
-            stream = session_io::next_inbound(&mut inbound) => {
-                // Not connected: the neighbour's connection is the one.
-                if matches!(session.state(), State::Idle) {
-                    session.handle(Input::Start, Instant::now());
-                    report_all(&mut session, &telemetry);
-                }
-                next = Some((stream, false));
-            },
-            command = commands.recv() => {
-                match command {
-                    Some(Command::Announce(prefix, attrs)) => rib.announce(prefix, attrs),
-                    Some(Command::Withdraw(prefix)) => rib.withdraw(prefix),
-                    // Not connected: nothing is announced, so there is nothing to withdraw.
-                    Some(Command::Shutdown(_)) | None => return,
-                }
-                telemetry.announced(&rib);
-            },
-        }
-    }
+    let mut speaker = Speaker::new(config.session.clone(), config.origination, Instant::now());
+    let connect = move || -> Connecting<TcpStream> { Box::pin(connect(config.clone())) };
+    let links = Links {
+        connect: Some(&connect),
+        inbound: Some(&mut inbound),
+    };
+    session_io::drive(&mut speaker, None, links, &mut intent, &telemetry, false).await;
 }
 
 /// Accepts BGP connections on `listener` and hands each to the neighbour
@@ -127,14 +83,7 @@ pub async fn run(
 /// ([`bind`]).
 pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Sender<TcpStream>>) {
     loop {
-        let (stream, from) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors or memory: back off rather than spin.
-            Err(_) => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, from) = tcp::next_connection(&listener).await;
         let Some(neighbor) = neighbors.get(&from.ip()) else {
             continue;
         };
@@ -144,68 +93,40 @@ pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Send
     }
 }
 
-/// A listening socket on `addr` (port 179) that accepts the TCP MD5 keys of
-/// the neighbours that have one.
+/// A listening socket on `addr` that accepts the TCP MD5 keys of the
+/// neighbours that have one. It binds even before `addr` is configured on
+/// an interface (IP_FREEBIND), as the agent may start before the network.
 pub fn bind(addr: SocketAddr, keys: &[(IpAddr, Vec<u8>)]) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     for (peer, key) in keys {
         md5::set_key(&socket, *peer, key).map_err(io::Error::other)?;
     }
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(64)
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+        socket.set_freebind_v6(true)?;
+    } else {
+        socket.set_freebind_v4(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(64)?;
+    TcpListener::from_std(socket.into())
 }
 
-/// Connects to the neighbour, signing with the MD5 key if there is one.
-async fn connect(config: &NeighborConfig) -> io::Result<TcpStream> {
-    let socket = if config.peer.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+/// Connects to the neighbour, signing with the MD5 key if there is one,
+/// from `local` if set.
+async fn connect(config: NeighborConfig) -> io::Result<TcpStream> {
+    let socket = tcp::socket_for(config.peer)?;
     if let Some(key) = &config.md5_key {
         md5::set_key(&socket, config.peer.ip(), key).map_err(io::Error::other)?;
     }
-    if let Some(local) = config.local {
-        socket.bind(SocketAddr::new(local, 0))?;
-    }
-    // Without it, an UPDATE right after another (a withdrawal after an
-    // announcement) waits for the neighbour's delayed ACK: tens of ms.
-    socket.set_nodelay(true)?;
-    match tokio::time::timeout(config.session.connect_retry, socket.connect(config.peer)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "connecting to the neighbour timed out",
-        )),
-    }
-}
-
-/// Reports what the session did outside a connection: state changes and
-/// going down.
-fn report(action: Action, telemetry: &Telemetry) {
-    match action {
-        Action::StateChanged { from, to } => telemetry.state_changed(from, to),
-        Action::Down(reason) => telemetry.down(reason),
-        _ => {}
-    }
-}
-
-/// Reports every pending action; a connection is already at hand, so a
-/// Connect among them is not acted on.
-fn report_all(session: &mut Session, telemetry: &Telemetry) {
-    while let Some(action) = session.poll_action() {
-        report(action, telemetry);
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+    tcp::connect(
+        socket,
+        config.local,
+        config.peer,
+        config.session.connect_retry,
+    )
+    .await
 }

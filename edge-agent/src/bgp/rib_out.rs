@@ -59,6 +59,11 @@ impl RibOut {
         self.desired.insert(prefix, attrs);
     }
 
+    /// Wants exactly `routes` announced.
+    pub fn set_desired(&mut self, routes: BTreeMap<Prefix, OriginAttrs>) {
+        self.desired = routes;
+    }
+
     /// Wants `prefix` withdrawn.
     pub fn withdraw(&mut self, prefix: Prefix) {
         self.desired.remove(&prefix);

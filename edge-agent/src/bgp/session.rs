@@ -15,10 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::message::{Capability, Family, Message, Notification, Open, Prefix, Update, error_code};
-
-/// AS_TRANS (RFC 6793): the two-octet stand-in for a four-octet ASN.
-pub const AS_TRANS: u16 = 23456;
+use super::{
+    message::{AS_TRANS, Capability, Family, Message, Notification, Open, Prefix, Update},
+    notification::{CeaseSubcode, ErrorCode, FsmError, OpenMessageError},
+};
 
 /// Settings of one BGP neighbour.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,11 +250,14 @@ impl Session {
         if self.send_hold_at.is_some_and(|t| t <= now) {
             // RFC 9687: the neighbour has not read from us for too long. The
             // NOTIFICATION may not get through; send it anyway, then close.
-            self.fail(notification(error_code::SEND_HOLD_TIMER_EXPIRED, 0), now);
+            self.fail(
+                Notification::code_only(ErrorCode::SendHoldTimerExpired),
+                now,
+            );
             return;
         }
         if self.hold_at.is_some_and(|t| t <= now) {
-            self.fail(notification(error_code::HOLD_TIMER_EXPIRED, 0), now);
+            self.fail(Notification::code_only(ErrorCode::HoldTimerExpired), now);
             return;
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
@@ -353,11 +356,18 @@ impl Session {
                 self.restart_hold(now);
                 self.actions.push_back(Action::ResendRoutes(rr.family));
             }
-            (State::OpenSent, _) => self.fail(notification(error_code::FSM, 1), now),
-            (State::OpenConfirm, _) => self.fail(notification(error_code::FSM, 2), now),
-            (State::Established, Message::Open(_)) => {
-                self.fail(notification(error_code::FSM, 3), now)
-            }
+            (State::OpenSent, _) => self.fail(
+                Notification::new(FsmError::UnexpectedMessageInOpenSent),
+                now,
+            ),
+            (State::OpenConfirm, _) => self.fail(
+                Notification::new(FsmError::UnexpectedMessageInOpenConfirm),
+                now,
+            ),
+            (State::Established, Message::Open(_)) => self.fail(
+                Notification::new(FsmError::UnexpectedMessageInEstablished),
+                now,
+            ),
             // Idle/Connect/Active have no transport to read from: nothing to do.
             _ => {}
         }
@@ -373,14 +383,13 @@ impl Session {
             })
             .unwrap_or(u32::from(open.my_as));
         if peer_as != self.config.peer_as {
-            return self.fail(notification(error_code::OPEN_MESSAGE, 2), now);
+            return self.fail(Notification::new(OpenMessageError::BadPeerAs), now);
         }
         if open.bgp_id == self.config.bgp_id {
-            return self.fail(notification(error_code::OPEN_MESSAGE, 3), now);
+            return self.fail(Notification::new(OpenMessageError::BadBgpIdentifier), now);
         }
         if let Some(missing) = self.missing_required(open) {
-            let mut n = notification(error_code::OPEN_MESSAGE, 7);
-            n.data = missing;
+            let n = Notification::with_data(OpenMessageError::UnsupportedCapability, missing);
             return self.fail(n, now);
         }
         let hold_time = match (self.config.hold_time, open.hold_time) {
@@ -462,8 +471,8 @@ impl Session {
         self.actions.push_back(Action::Received(Box::new(update)));
         if let Some(max) = self.config.max_prefixes {
             if self.received.len() > max as usize {
-                // RFC 4486 subcode 1; data: AFI, SAFI, the limit.
-                let mut n = notification(error_code::CEASE, 1);
+                // RFC 4486: data are AFI, SAFI, the limit.
+                let mut n = Notification::new(CeaseSubcode::MaximumNumberOfPrefixesReached);
                 n.data.extend_from_slice(&family.afi.to_be_bytes());
                 n.data.push(family.safi);
                 n.data.extend_from_slice(&max.to_be_bytes());
@@ -566,34 +575,6 @@ impl Session {
     }
 }
 
-/// Which of two colliding connections to keep (RFC 4271 section 6.8): the
-/// one initiated by the speaker with the higher BGP identifier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keep {
-    /// Keep the connection we initiated.
-    Outbound,
-    /// Keep the connection the neighbour initiated.
-    Inbound,
-}
-
-/// Resolves a connection collision from both BGP identifiers (compared as
-/// unsigned 32-bit integers).
-pub fn resolve_collision(local_id: Ipv4Addr, peer_id: Ipv4Addr) -> Keep {
-    if u32::from(local_id) > u32::from(peer_id) {
-        Keep::Outbound
-    } else {
-        Keep::Inbound
-    }
-}
-
-fn notification(code: u8, subcode: u8) -> Notification {
-    Notification {
-        code,
-        subcode,
-        data: Vec::new(),
-    }
-}
-
 /// Cease / Administrative Shutdown with an RFC 8203 message (UTF-8, at most
 /// 255 bytes, cut at a character boundary).
 pub fn shutdown_notification(reason: &str) -> Notification {
@@ -603,11 +584,7 @@ pub fn shutdown_notification(reason: &str) -> Notification {
     }
     let mut data = vec![end as u8];
     data.extend_from_slice(&reason.as_bytes()[..end]);
-    Notification {
-        code: error_code::CEASE,
-        subcode: 2,
-        data,
-    }
+    Notification::with_data(CeaseSubcode::AdministrativeShutdown, data)
 }
 
 #[cfg(test)]

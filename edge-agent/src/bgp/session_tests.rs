@@ -502,16 +502,3 @@ fn graceful_restart_flags_follow_our_restart() {
         assert!(open.capabilities.contains(&expected), "{open:?}");
     }
 }
-
-#[test]
-fn collisions_keep_the_connection_of_the_higher_identifier() {
-    let low = Ipv4Addr::new(192, 0, 2, 1);
-    let high = Ipv4Addr::new(192, 0, 2, 200);
-    assert_eq!(resolve_collision(high, low), Keep::Outbound);
-    assert_eq!(resolve_collision(low, high), Keep::Inbound);
-    // Compared as integers, not as text.
-    assert_eq!(
-        resolve_collision(Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(9, 255, 255, 255)),
-        Keep::Outbound
-    );
-}

@@ -30,16 +30,17 @@ use edge_common::{
     maps::{MAX_PEERS, PeerStats, ServiceStats},
     stats::Stats,
 };
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 use super::{
     decide::{ControlConfig, Desired, Inputs, PeerKey, decide},
     fitness::{Announce, Fitness},
 };
 use crate::{
-    bgp::io::Command,
+    bgp::speaker::Intent,
     dataplane::{Dataplane, PeerSpec, ServiceBackend, ServiceSpec},
     health::Effective,
+    net::time::sleep_until,
     netlink::reconciler::Reconciler,
     overlay::{runtime::Overlay, status::OverlayStatus},
 };
@@ -64,8 +65,8 @@ pub struct ControlOutputs {
     pub overlay: Option<Arc<Overlay>>,
     /// The netlink reconciler.
     pub netlink: Option<Arc<Reconciler>>,
-    /// Command channels of the upstream BGP neighbours.
-    pub upstream: Vec<mpsc::Sender<Command>>,
+    /// What each upstream BGP neighbour is to announce.
+    pub upstream: Vec<watch::Sender<Intent>>,
 }
 
 /// One change the loop applied, with when (for logs, tests and the
@@ -223,8 +224,7 @@ impl Core {
             let deadline = self
                 .fitness
                 .next_deadline(&self.config.fitness)
-                .filter(|t| *t > now)
-                .map(tokio::time::Instant::from_std);
+                .filter(|t| *t > now);
             // Counters are read every second without deciding again.
             loop {
                 tokio::select! {
@@ -396,16 +396,17 @@ impl Core {
                     tracing::warn!(state = ?next.upstream, "control: upstream announcement: node not fit: {why}")
                 }
             }
-            for prefix in &self.config.anycast {
-                let command = match next.upstream {
-                    Announce::Announce | Announce::Drain => {
-                        Command::Announce(*prefix, next.upstream_attrs.clone())
+            for upstream in &self.outputs.upstream {
+                upstream.send_modify(|intent| {
+                    for prefix in &self.config.anycast {
+                        match next.upstream {
+                            Announce::Announce | Announce::Drain => {
+                                intent.announce(*prefix, next.upstream_attrs.clone())
+                            }
+                            Announce::Withdraw => intent.withdraw(*prefix),
+                        }
                     }
-                    Announce::Withdraw => Command::Withdraw(*prefix),
-                };
-                for upstream in &self.outputs.upstream {
-                    let _ = upstream.send(command.clone()).await;
-                }
+                });
             }
             self.note(Applied::Upstream(next.upstream));
         }
@@ -489,12 +490,5 @@ impl Core {
         let id = (0..MAX_PEERS).find(|i| !used.contains(i))?;
         self.ids.insert(key.clone(), id);
         Some(id)
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     authdns::DnsServer,
-    bgp::io::Status as UpstreamStatus,
+    bgp::speaker::Status as UpstreamStatus,
     control::{fitness::Announce, runtime::ControlStatus},
     health::HealthMap,
     overlay::status::OverlayStatus,

@@ -1302,7 +1302,12 @@ fn neighbour_addr(message: &NeighbourMessage) -> Option<IpAddr> {
 /// or the socket fails (the channel then closes). Route and neighbour
 /// groups are left out on purpose: on a router with a full table they
 /// would be a flood; the reconcile loop's periodic dump covers them.
-pub fn events() -> Result<mpsc::UnboundedReceiver<KernelEvent>, NetlinkError> {
+///
+/// At most [`EVENT_QUEUE`] events wait for the receiver; while they do,
+/// the socket is not read, so a burst backs up into the kernel, which
+/// drops notifications and says so (`ENOBUFS`); that is reported as
+/// [`KernelEvent::Other`], a full resync.
+pub fn events() -> Result<mpsc::Receiver<KernelEvent>, NetlinkError> {
     const WHAT: &str = "opening the rtnetlink notification socket";
     runtime_check(WHAT)?;
     let mut socket = TokioSocket::new(NETLINK_ROUTE).map_err(|e| socket_error(WHAT, e))?;
@@ -1314,12 +1319,15 @@ pub fn events() -> Result<mpsc::UnboundedReceiver<KernelEvent>, NetlinkError> {
         .bind(&SocketAddr::new(0, groups))
         .map_err(|e| socket_error(WHAT, e))?;
     let _ = socket.socket_mut().set_rx_buf_sz(RECEIVE_BUFFER);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     tokio::spawn(listen(socket, tx));
     Ok(rx)
 }
 
-async fn listen(socket: TokioSocket, tx: mpsc::UnboundedSender<KernelEvent>) {
+/// Most kernel notifications waiting for [`events`]' receiver.
+pub const EVENT_QUEUE: usize = 256;
+
+async fn listen(socket: TokioSocket, tx: mpsc::Sender<KernelEvent>) {
     loop {
         let datagram = tokio::select! {
             () = tx.closed() => return,
@@ -1338,7 +1346,7 @@ async fn listen(socket: TokioSocket, tx: mpsc::UnboundedSender<KernelEvent>) {
             }
         };
         for event in events {
-            if tx.send(event).is_err() {
+            if tx.send(event).await.is_err() {
                 return;
             }
         }

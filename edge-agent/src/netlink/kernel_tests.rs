@@ -781,7 +781,7 @@ fn events_report_addresses_and_link_removal() {
 }
 
 async fn next_event(
-    events: &mut mpsc::UnboundedReceiver<KernelEvent>,
+    events: &mut mpsc::Receiver<KernelEvent>,
     wanted: impl Fn(&KernelEvent) -> bool,
 ) -> KernelEvent {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

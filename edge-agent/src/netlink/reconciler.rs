@@ -258,7 +258,7 @@ impl Reconciler {
 async fn run(
     config: NetlinkConfig,
     kernel: Kernel,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<KernelEvent>,
+    mut events: tokio::sync::mpsc::Receiver<KernelEvent>,
     mut inputs: watch::Receiver<Inputs>,
     status: watch::Sender<ReconcileStatus>,
     mut stop: oneshot::Receiver<oneshot::Sender<()>>,

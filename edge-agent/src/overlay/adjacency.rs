@@ -20,6 +20,7 @@ use std::{
 };
 
 use super::identity::Identity;
+use crate::net::random::Seeded;
 
 /// One connection to the peer, numbered by the adjacency.
 pub type ConnId = u64;
@@ -67,6 +68,18 @@ pub enum CloseReason {
     /// The adjacency is being removed (shutdown, or the peer is gone from
     /// config).
     Removed,
+}
+
+impl CloseReason {
+    /// The shutdown communication sent with the Cease (RFC 8203).
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::Duplicate => "duplicate overlay connection",
+            CloseReason::Superseded => "replaced by a newer connection",
+            CloseReason::Untrusted => "peer certificate no longer valid",
+            CloseReason::Removed => "adjacency removed (agent stopping, or peer no longer allowed)",
+        }
+    }
 }
 
 /// What the runtime must do.
@@ -158,7 +171,7 @@ pub struct Adjacency {
     current: Option<Conn>,
     retry_at: Option<Instant>,
     backoff: Duration,
-    rng: u64,
+    rng: Seeded,
     outputs: Vec<Output>,
 }
 
@@ -186,10 +199,10 @@ impl Adjacency {
             current: None,
             retry_at: None,
             backoff: timers.backoff_min,
-            rng: seed | 1,
+            rng: Seeded::new(seed),
             outputs: Vec::new(),
         };
-        let mut wait = timers.initial_spread.mul_f64(adj.random_fraction());
+        let mut wait = timers.initial_spread.mul_f64(adj.rng.unit());
         if adj.local > adj.peer {
             wait += timers.defer;
         }
@@ -405,7 +418,7 @@ impl Adjacency {
     }
 
     fn go_down(&mut self, now: Instant) {
-        let wait = self.backoff.mul_f64(0.8 + 0.4 * self.random_fraction());
+        let wait = self.backoff.mul_f64(0.8 + 0.4 * self.rng.unit());
         self.retry_at = Some(now + wait);
         self.backoff = (self.backoff * 2).min(self.timers.backoff_max);
         self.set_state(AdjState::Down);
@@ -425,14 +438,6 @@ impl Adjacency {
             });
             self.state = to;
         }
-    }
-
-    /// A number in [0, 1) from a xorshift generator.
-    fn random_fraction(&mut self) -> f64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

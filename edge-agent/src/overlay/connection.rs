@@ -1,8 +1,8 @@
 //! The overlay's I/O tasks, each thin: the control endpoint (accept, then
 //! mutual TLS), dialing a candidate (connect from our underlay address,
 //! then mutual TLS), iBGP over one authenticated stream, and probing a
-//! peer's private path. They report to the runtime as [`Event`]s and
-//! decide nothing themselves.
+//! peer's private path. They report to the executor as [`Event`]s and
+//! decide nothing.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -11,21 +11,30 @@ use std::{
 };
 
 use tokio::{
-    net::{TcpListener, TcpSocket, TcpStream},
+    net::{TcpListener, TcpStream},
     sync::{Semaphore, mpsc, watch},
 };
 use tokio_rustls::TlsStream;
 
 use super::{
     adjacency::ConnId,
+    core::OverlayEvent,
     identity::Identity,
     trust::{Authenticated, Refusal, Trust},
 };
-use crate::bgp::{
-    io::{self as session_io, Command, Ended, Feed, Telemetry},
-    rib_out::{Origination, RibOut},
-    session::{DownReason, Input, Session, SessionConfig},
+use crate::{
+    bgp::{
+        io::{self as session_io, Feed, Telemetry},
+        rib_out::Origination,
+        session::{DownReason, SessionConfig},
+        speaker::{Intent, Speaker},
+    },
+    net::tcp,
 };
+
+/// UPDATEs of one session waiting to be passed on to the executor. When
+/// full, the session stops reading from the peer (see `bgp::io`).
+const FEED_QUEUE: usize = 64;
 
 /// An authenticated TLS stream over TCP.
 pub type Stream = TlsStream<TcpStream>;
@@ -41,13 +50,6 @@ pub enum Event {
         /// From where.
         remote: SocketAddr,
     },
-    /// A connection to the control endpoint was refused.
-    Refused {
-        /// From where.
-        remote: SocketAddr,
-        /// Why.
-        refusal: Refusal,
-    },
     /// A dial ended.
     Dialed {
         /// Toward whom.
@@ -57,33 +59,9 @@ pub enum Event {
         /// The stream and what the peer proved, or why not.
         result: Result<(Box<Stream>, Authenticated, SocketAddr), Refusal>,
     },
-    /// iBGP on a connection produced routes or became Established.
-    Feed {
-        /// With whom.
-        peer: Identity,
-        /// Which connection.
-        conn: ConnId,
-        /// What.
-        feed: Feed,
-    },
-    /// iBGP on a connection ended.
-    Ended {
-        /// With whom.
-        peer: Identity,
-        /// Which connection.
-        conn: ConnId,
-        /// Why.
-        reason: DownReason,
-    },
-    /// A probe of a peer's private path ended.
-    Probed {
-        /// Which peer.
-        peer: Identity,
-        /// Which address was probed.
-        addr: IpAddr,
-        /// Whether it answered.
-        success: bool,
-    },
+    /// What carries no stream goes to the core as it is (refusals,
+    /// sessions' progress, probe results).
+    Core(OverlayEvent),
 }
 
 /// Accepts connections on the control endpoint and authenticates them,
@@ -100,14 +78,7 @@ pub async fn listen(
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let (tcp, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of descriptors or memory: back off rather than spin.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, remote) = tcp::next_connection(&listener).await;
         let _ = tcp.set_nodelay(true);
         let trust = trust.borrow().clone();
         let events = events.clone();
@@ -118,7 +89,7 @@ pub async fn listen(
                     auth,
                     remote,
                 },
-                Err(refusal) => Event::Refused { remote, refusal },
+                Err(refusal) => Event::Core(OverlayEvent::Refused { remote, refusal }),
             };
             drop(permit);
             let _ = events.send(event).await;
@@ -138,7 +109,9 @@ pub async fn dial(
     events: mpsc::Sender<Event>,
 ) {
     let result = async {
-        let tcp = connect(local, addr, timeout)
+        let socket = tcp::socket_for(addr)
+            .map_err(|e| Refusal::Handshake(format!("connecting to {addr}: {e}")))?;
+        let tcp = tcp::connect(socket, Some(local), addr, timeout)
             .await
             .map_err(|e| Refusal::Handshake(format!("connecting to {addr}: {e}")))?;
         let (stream, auth) = trust.connect(tcp, &peer).await?;
@@ -148,27 +121,9 @@ pub async fn dial(
     let _ = events.send(Event::Dialed { peer, conn, result }).await;
 }
 
-async fn connect(local: IpAddr, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if local.is_ipv4() == addr.is_ipv4() {
-        socket.bind(SocketAddr::new(local, 0))?;
-    }
-    socket.set_nodelay(true)?;
-    match tokio::time::timeout(timeout, socket.connect(addr)).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "timed out",
-        )),
-    }
-}
-
-/// Runs iBGP over one authenticated stream until it ends, forwarding the
-/// route feed to the runtime in order, then reports the end.
+/// Runs iBGP over one authenticated stream until it ends, announcing
+/// what `intent` says, passing the peer's routes on to the executor in
+/// order, then reports the end.
 #[allow(
     clippy::too_many_arguments,
     reason = "one connection's pieces, moved into its task"
@@ -180,55 +135,52 @@ pub async fn run_bgp(
     conn: ConnId,
     config: SessionConfig,
     origination: Origination,
-    mut commands: mpsc::Receiver<Command>,
+    intent: watch::Receiver<Intent>,
     events: mpsc::Sender<Event>,
 ) {
-    let (feed_tx, mut feed_rx) = mpsc::unbounded_channel();
+    let (feed_tx, mut feed_rx) = mpsc::channel(FEED_QUEUE);
     let (mut telemetry, _status) = Telemetry::new();
     telemetry.feed = Some(feed_tx);
-    let mut session = Session::new(config);
-    session.handle(Input::Start, Instant::now());
-    while session.poll_action().is_some() {}
-    let mut rib = RibOut::default();
     // One connection, one session: the adjacency resolves duplicates
-    // before BGP sees them, so nothing ever arrives here.
-    let (_no_inbound_tx, mut no_inbound) = mpsc::channel::<Stream>(1);
-    let run = session_io::run(
-        stream,
-        ours,
-        &mut no_inbound,
-        &mut session,
-        &mut rib,
-        &origination,
-        &mut commands,
-        &telemetry,
-    );
-    tokio::pin!(run);
-    let ended = loop {
+    // before BGP sees them, and owns reconnecting.
+    let speaker = Speaker::new(config, origination, Instant::now());
+    let mut run = Box::pin(session_io::run_connection(
+        stream, ours, speaker, intent, &telemetry,
+    ));
+    let as_event = |feed| {
+        Event::Core(match feed {
+            Feed::Established(_) => OverlayEvent::Established {
+                peer: peer.clone(),
+                conn,
+            },
+            Feed::Update(update) => OverlayEvent::Update {
+                peer: peer.clone(),
+                conn,
+                update,
+            },
+        })
+    };
+    let reason: DownReason = loop {
         tokio::select! {
-            ended = &mut run => break ended,
+            reason = &mut run => break reason,
             Some(feed) = feed_rx.recv() => {
-                let event = Event::Feed { peer: peer.clone(), conn, feed };
-                if events.send(event).await.is_err() {
+                if events.send(as_event(feed)).await.is_err() {
                     return;
                 }
             }
         }
     };
-    while let Ok(feed) = feed_rx.try_recv() {
-        let _ = events
-            .send(Event::Feed {
-                peer: peer.clone(),
-                conn,
-                feed,
-            })
-            .await;
+    // The session is over: once its sender is gone, the feed ends.
+    drop(run);
+    drop(telemetry);
+    while let Some(feed) = feed_rx.recv().await {
+        if events.send(as_event(feed)).await.is_err() {
+            return;
+        }
     }
-    let reason = match ended {
-        Ended::Down(reason) => reason,
-        Ended::Collision(_) => DownReason::TransportClosed,
-    };
-    let _ = events.send(Event::Ended { peer, conn, reason }).await;
+    let _ = events
+        .send(Event::Core(OverlayEvent::Ended { peer, conn, reason }))
+        .await;
 }
 
 /// Probes `addr`:`port` every `interval` until aborted: a TCP connection
@@ -245,17 +197,15 @@ pub async fn probe_private(
     loop {
         ticks.tick().await;
         let target = SocketAddr::new(addr, port);
-        let local = local.unwrap_or(if addr.is_ipv4() {
-            IpAddr::from([0, 0, 0, 0])
-        } else {
-            IpAddr::from([0u16; 8])
-        });
-        let success = connect(local, target, interval).await.is_ok();
-        let event = Event::Probed {
+        let success = match tcp::socket_for(target) {
+            Ok(socket) => tcp::connect(socket, local, target, interval).await.is_ok(),
+            Err(_) => false,
+        };
+        let event = Event::Core(OverlayEvent::Probed {
             peer: peer.clone(),
             addr,
             success,
-        };
+        });
         if events.send(event).await.is_err() {
             return;
         }
@@ -266,9 +216,6 @@ pub async fn probe_private(
 /// listener peers probe the private path with. Nothing is read or sent.
 pub async fn private_liveness(listener: TcpListener) {
     loop {
-        match listener.accept().await {
-            Ok((tcp, _)) => drop(tcp),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
+        drop(tcp::next_connection(&listener).await);
     }
 }

@@ -5,11 +5,15 @@
 //! authenticated adjacency ([`adjacency`]) exchanges routes, over iBGP on
 //! the TLS stream; what a peer announces passes a strict import filter
 //! ([`import`]) into the overlay RIB ([`rib`]); and only then may a
-//! private transport toward that peer be used.
+//! private transport toward that peer be used ([`private`]).
+//!
+//! The policy that ties these together is [`core`], sans I/O; [`runtime`]
+//! carries it out with the I/O tasks of [`connection`].
 
 pub mod adjacency;
 pub mod config;
 pub mod connection;
+pub mod core;
 pub mod discovery;
 pub mod identity;
 pub mod import;
@@ -18,4 +22,6 @@ pub mod private;
 pub mod rib;
 pub mod runtime;
 pub mod status;
+#[cfg(test)]
+mod test_lab;
 pub mod trust;

@@ -242,6 +242,32 @@ pub enum Refusal {
     Timeout,
 }
 
+impl Refusal {
+    /// A short name per reason, for counters and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::UnknownIssuer => "unknown_issuer",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::Revoked => "revoked",
+            Refusal::NoCertificate => "no_certificate",
+            Refusal::NoIdentity => "no_identity",
+            Refusal::NotAllowed(_) => "not_allowed",
+            Refusal::Mismatch { .. } => "identity_mismatch",
+            Refusal::BadCertificate(_) => "bad_certificate",
+            Refusal::PeerRefused(_) => "refused_by_peer",
+            Refusal::Handshake(_) => "handshake",
+            Refusal::Timeout => "timeout",
+        }
+    }
+
+    /// Whether the other side simply was not there or did not speak TLS
+    /// (unreachable, silent, garbage): nothing was refused on either side.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Refusal::Handshake(_) | Refusal::Timeout)
+    }
+}
+
 /// Why the trust material could not be loaded. Every variant names the file
 /// to fix.
 #[derive(Debug, thiserror::Error)]

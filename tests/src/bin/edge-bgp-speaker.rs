@@ -9,13 +9,14 @@ use std::{
 };
 
 use edge_agent::bgp::{
-    io::{Command, Telemetry},
+    io::Telemetry,
     message::{Family, Prefix},
     neighbor::{self, NeighborConfig},
     rib_out::{OriginAttrs, Origination},
     session::SessionConfig,
+    speaker::Intent,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,17 +54,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             next_hop_v6: None,
         },
     };
-    let (commands, command_rx) = mpsc::channel(announce.len().max(1));
+    let mut wanted = Intent::default();
     for prefix in announce {
-        commands.try_send(Command::Announce(prefix, OriginAttrs::default()))?;
+        wanted.announce(prefix, OriginAttrs::default());
     }
+    let (intent, intent_rx) = watch::channel(wanted);
     let (telemetry, _status) = Telemetry::new();
     // Connects out only: nobody sends on the inbound channel.
     let (_inbound, inbound_rx) = mpsc::channel(1);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(neighbor::run(config, command_rx, inbound_rx, telemetry));
-    drop(commands);
+    runtime.block_on(neighbor::run(config, intent_rx, inbound_rx, telemetry));
+    drop(intent);
     Ok(())
 }
