@@ -353,7 +353,9 @@ impl Agent {
 
 /// Binds a listening socket for the upstream neighbours' connections on
 /// each of our addresses toward them (with every TCP MD5 key of the
-/// neighbours reached there).
+/// neighbours reached there). A passive neighbour has no other way in, so
+/// failing to listen for it fails the start; active ones still connect
+/// out, and only a warning says their connections cannot come in.
 fn bind_upstream(
     upstream: &[NeighborConfig],
 ) -> Result<Vec<(SocketAddr, TcpListener)>, AgentError> {
@@ -363,26 +365,33 @@ fn bind_upstream(
             groups.entry(addr).or_default().push(neighbor);
         }
     }
-    groups
-        .into_iter()
-        .map(|(addr, neighbors)| {
-            let keys: Vec<(IpAddr, Vec<u8>)> = neighbors
-                .iter()
-                .filter_map(|n| n.md5_key.clone().map(|k| (n.peer.ip(), k)))
-                .collect();
-            neighbor::bind(addr, &keys)
-                .map(|listener| (addr, listener))
-                .map_err(|source| AgentError::UpstreamListen {
+    let mut listeners = Vec::new();
+    for (addr, neighbors) in groups {
+        let keys: Vec<(IpAddr, Vec<u8>)> = neighbors
+            .iter()
+            .filter_map(|n| n.md5_key.clone().map(|k| (n.peer.ip(), k)))
+            .collect();
+        let names = neighbors
+            .iter()
+            .map(|n| n.peer.ip().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match neighbor::bind(addr, &keys) {
+            Ok(listener) => listeners.push((addr, listener)),
+            Err(source) if neighbors.iter().any(|n| n.session.passive) => {
+                return Err(AgentError::UpstreamListen {
                     addr,
-                    neighbors: neighbors
-                        .iter()
-                        .map(|n| n.peer.ip().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    neighbors: names,
                     source,
-                })
-        })
-        .collect()
+                });
+            }
+            Err(error) => tracing::warn!(
+                %addr,
+                "upstream BGP: cannot listen on {addr} for {names}: {error}; we connect to them, but their connections to us are not accepted"
+            ),
+        }
+    }
+    Ok(listeners)
 }
 
 /// Waits, at most [`WARM_UP`], until the kernel has been reconciled once,

@@ -169,3 +169,61 @@ fn a_failed_service_is_forwarded_to_a_peer_without_touching_internet_bgp() {
     drop(a);
     drop(b);
 }
+
+/// Who opened A's upstream session: the local and remote ends of A's
+/// established TCP connections to the router, from `ss`.
+fn bgp_connections(a: &Netns) -> Vec<(String, String)> {
+    stdout_of(a.command("ss").args(["-Htn", "state", "established"]))
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace().skip(2);
+            Some((cols.next()?.to_owned(), cols.next()?.to_owned()))
+        })
+        .filter(|(_, remote)| remote.starts_with("198.51.100.1:"))
+        .collect()
+}
+
+#[test]
+fn a_passive_agent_accepts_the_routers_connection_and_announces_over_it() {
+    if !require_root("a_passive_agent_accepts_the_routers_connection_and_announces_over_it") {
+        return;
+    }
+    let t = build();
+    let mut upstream = Upstream::start(&t);
+    let bird = &mut upstream.bird;
+    let lab = lab();
+    let (pins_a, pins_b) = (PinDir::new(), PinDir::new());
+    let mut config = node(&lab, 1, "pop-a", ("pop-b", 2), "a0", true, &pins_a);
+    config.upstream[0].session.passive = true;
+    let a = NodeAgent::start(&t.a, config);
+    let _b = NodeAgent::start(
+        &t.b,
+        node(&lab, 2, "pop-b", ("pop-a", 1), "b0", false, &pins_b),
+    );
+    wait("A's VIP", &a.control, |_| {
+        stdout_of(t.a.command("ip").args(["addr", "show", "dev", "edge0"])).contains("203.0.113.10")
+    });
+    let _web = Web::start(&t.a, "pop-a");
+    wait("A announced upstream", &a.upstream[0], |s| {
+        s.state == Some(State::Established) && !s.announced.is_empty()
+    });
+    bird.wait_for(
+        "show route 203.0.113.0/24",
+        "A's route at BIRD",
+        WAIT,
+        |out| out.contains("203.0.113.0/24"),
+    );
+    // The one session is the router's connection to A's port 179: A
+    // never connected out.
+    assert_eq!(
+        bgp_connections(&t.a),
+        [("198.51.100.2:179".to_owned(), {
+            let (_, remote) = &bgp_connections(&t.a)[0];
+            remote.clone()
+        })],
+        "A's upstream connections"
+    );
+    let (_, remote) = &bgp_connections(&t.a)[0];
+    assert_ne!(remote, "198.51.100.1:179", "the router's end is its own port");
+    assert_eq!(a.upstream[0].borrow().collisions, 0);
+}

@@ -178,6 +178,21 @@ fn neighbor(
         Some(IpAddr::V6(a)) => Some(a),
         _ => node.underlay_v6(),
     };
+    let passive = u.passive.unwrap_or(false);
+    let listen_on = match address {
+        IpAddr::V4(_) => next_hop_v4.map(IpAddr::V4),
+        IpAddr::V6(_) => next_hop_v6.map(IpAddr::V6),
+    };
+    if passive && listen_on.is_none() {
+        report.add(
+            format!("{key}.passive"),
+            format!(
+                "a passive neighbour must connect to us, but we have no address of {address}'s family to listen on"
+            ),
+            "set local_address, or give the node an underlay address of that family",
+        );
+        return None;
+    }
     Some(NeighborConfig {
         session: SessionConfig {
             local_as: node.asn?,
@@ -185,7 +200,7 @@ fn neighbor(
             bgp_id: node.bgp_id()?,
             hold_time: hold_time?,
             connect_retry,
-            passive: u.passive.unwrap_or(false),
+            passive,
             families: families?,
             graceful_restart,
             max_prefixes,

@@ -153,3 +153,30 @@ fn default_families_leave_out_those_without_a_next_hop() {
         [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
     );
 }
+
+#[test]
+fn a_passive_neighbour_needs_an_address_of_its_family_to_listen_on() {
+    // The node has only an IPv4 underlay address: nowhere to accept an
+    // IPv6 neighbour's connection.
+    let v6 = "[[upstream]]\naddress = \"2001:db8:ff::1\"\nasn = 64496\nfamilies = [\"ipv4\"]\n";
+    let e = problems(&minimal_with(&format!("{v6}passive = true\n")));
+    assert_problem(
+        &e,
+        "upstream[0].passive",
+        "no address of 2001:db8:ff::1's family to listen on",
+    );
+    // With our address of that family, it listens there.
+    let c = ok(&minimal_with(&format!(
+        "{v6}passive = true\nlocal_address = \"2001:db8:ff::2\"\n"
+    )));
+    assert_eq!(
+        c.agent.upstream[0].listen_addr(),
+        Some("[2001:db8:ff::2]:179".parse().unwrap())
+    );
+    // An IPv4 one listens on the underlay address, at the session's port.
+    let c = ok(&minimal_with(&format!("{ISP}passive = true\nport = 1179\n")));
+    assert_eq!(
+        c.agent.upstream[0].listen_addr(),
+        Some("198.51.100.2:1179".parse().unwrap())
+    );
+}
