@@ -16,10 +16,8 @@ use hickory_proto::{
 };
 use tokio::net::UdpSocket;
 
-use super::{
-    probe::{Outcome, ProbeError, random_u64},
-    tcp::connect_error,
-};
+use super::outcome::{Outcome, ProbeError};
+use crate::net::{random, tcp::connect_error};
 
 /// The EDNS payload size advertised.
 const EDNS_PAYLOAD: u16 = 1232;
@@ -147,7 +145,7 @@ impl PreparedDns {
             .connect(self.server)
             .await
             .map_err(|e| format!("cannot reach it over UDP: {e}"))?;
-        let id = random_id();
+        let id = random::u16();
         socket
             .send(&self.query(id)?)
             .await
@@ -167,7 +165,7 @@ impl PreparedDns {
     }
 
     async fn exchange_tcp(&self) -> Result<Message, String> {
-        let id = random_id();
+        let id = random::u16();
         let query = self.query(id)?;
         let buf = crate::dns_tcp::exchange(self.server, &query)
             .await
@@ -237,11 +235,6 @@ pub fn rcode_name(rcode: ResponseCode) -> String {
         ResponseCode::Refused => "REFUSED".into(),
         other => format!("{other:?}").to_ascii_uppercase(),
     }
-}
-
-/// A random query ID.
-fn random_id() -> u16 {
-    (random_u64() >> 48) as u16
 }
 
 #[cfg(test)]
