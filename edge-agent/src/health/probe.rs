@@ -109,7 +109,7 @@ impl Prober {
             }
             Kind::Tcp(p) => limit(timeout, p.run(timeout)).await,
             Kind::Http(p) => limit(timeout, p.run()).await,
-            Kind::Dns(p) => limit(timeout, p.run()).await,
+            Kind::Dns(p) => limit(timeout, p.run(timeout)).await,
         };
         classify(outcome, start.elapsed(), slow)
     }
