@@ -15,7 +15,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
-pub mod dns_tcp;
 pub mod health;
 pub mod maglev;
 pub mod net;

@@ -429,14 +429,12 @@ mod tests {
         changed as f64 / before.len() as f64
     }
 
-    /// A deterministic Fisher-Yates shuffle (xorshift64), to reorder inputs.
-    fn shuffled<T: Clone>(items: &[T], mut seed: u64) -> Vec<T> {
+    /// A deterministic Fisher-Yates shuffle, to reorder inputs.
+    fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+        let mut rng = crate::net::random::Seeded::new(seed);
         let mut out = items.to_vec();
         for i in (1..out.len()).rev() {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            out.swap(i, (seed % (i as u64 + 1)) as usize);
+            out.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         out
     }

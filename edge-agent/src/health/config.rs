@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{probe::human, rise_fall::Measured};
+use super::{outcome::human, rise_fall::Measured};
 
 /// The largest jitter accepted, in percent of a wait.
 pub const MAX_JITTER_PERCENT: u8 = 50;

@@ -1,28 +1,23 @@
-//! The DNS probe: one query (built with hickory-proto) sent over UDP to a
-//! server, asked again over TCP when the answer comes back truncated
-//! (TC=1); healthy iff the answer has the expected response code (default
-//! NOERROR) and, if asked, an answer record with a given value (an
-//! address for A and AAAA, the record's text form otherwise, compared
-//! without case and trailing dot).
+//! The DNS probe: one query sent to a server by the agent's stub client
+//! ([`crate::net::dns`]: UDP, asked again over TCP when the answer comes
+//! back truncated, forged and stray datagrams ignored); healthy iff the
+//! answer has the expected response code (default NOERROR) and, if asked,
+//! an answer record with a given value (an address for A and AAAA, the
+//! record's text form otherwise, compared without case and trailing dot).
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     str::FromStr,
+    time::Duration,
 };
 
 use hickory_proto::{
-    op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
+    op::{Message, Query, ResponseCode},
     rr::{Name, RData, RecordType},
 };
-use tokio::net::UdpSocket;
 
-use super::{
-    probe::{Outcome, ProbeError, random_u64},
-    tcp::connect_error,
-};
-
-/// The EDNS payload size advertised.
-const EDNS_PAYLOAD: u16 = 1232;
+use super::outcome::{Outcome, ProbeError, timed_out};
+use crate::net::dns::{self, DnsError, Limits};
 
 /// Ask `server` for `name` `record_type`; healthy iff the answer matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,15 +87,16 @@ pub(crate) struct PreparedDns {
 }
 
 impl PreparedDns {
-    /// Asks once (UDP, then TCP if truncated) and judges the answer.
-    pub(crate) async fn run(&self) -> Outcome {
-        let mut message = self.exchange_udp().await?;
-        if message.truncated() {
-            message = self.exchange_tcp().await?;
-            if message.truncated() {
-                return Err("truncated answer even over TCP".into());
-            }
-        }
+    /// Asks once (UDP, then TCP if truncated, within `timeout`) and judges
+    /// the answer.
+    pub(crate) async fn run(&self, timeout: Duration) -> Outcome {
+        let message = dns::exchange(self.server, &self.question, Limits::new(timeout))
+            .await
+            .map_err(|e| match e {
+                // The same words as a probe cut off by the caller's timeout.
+                DnsError::Timeout { .. } => timed_out(timeout),
+                e => e.to_string(),
+            })?;
         self.judge(&message)
     }
 
@@ -134,81 +130,6 @@ impl PreparedDns {
             format!("no answer {want} (got {})", got.join(", "))
         })
     }
-
-    async fn exchange_udp(&self) -> Result<Message, String> {
-        let local: SocketAddr = match self.server {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-        socket
-            .connect(self.server)
-            .await
-            .map_err(|e| format!("cannot reach it over UDP: {e}"))?;
-        let id = random_id();
-        socket
-            .send(&self.query(id)?)
-            .await
-            .map_err(|e| format!("UDP send: {e}"))?;
-        let mut buf = vec![0u8; usize::from(u16::MAX)];
-        loop {
-            // The caller's timeout bounds this loop; a port unreachable
-            // from a closed server shows as a refused receive.
-            let len = socket.recv(&mut buf).await.map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "UDP port unreachable".to_string(),
-                _ => format!("UDP receive: {e}"),
-            })?;
-            if let Some(message) = self.reply(&buf[..len], id) {
-                return Ok(message);
-            }
-        }
-    }
-
-    async fn exchange_tcp(&self) -> Result<Message, String> {
-        let id = random_id();
-        let query = self.query(id)?;
-        let buf = crate::dns_tcp::exchange(self.server, &query)
-            .await
-            .map_err(|(step, e)| match step {
-                crate::dns_tcp::Step::Connect => format!("TCP {}", connect_error(&e)),
-                step => format!("TCP {step}: {e}"),
-            })?;
-        self.reply(&buf, id)
-            .ok_or_else(|| "TCP: not an answer to the query".to_string())
-    }
-
-    /// The wire form of the query with `id`.
-    fn query(&self, id: u16) -> Result<Vec<u8>, String> {
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_PAYLOAD);
-        let mut message = Message::new();
-        message
-            .set_id(id)
-            .set_message_type(MessageType::Query)
-            .set_op_code(OpCode::Query)
-            .set_recursion_desired(true)
-            .add_query(self.question.clone())
-            .set_edns(edns);
-        message
-            .to_vec()
-            .map_err(|e| format!("cannot encode the query: {e}"))
-    }
-
-    /// `bytes` as the answer to our query `id`, or `None` for anything
-    /// else (a stray or forged datagram, which is ignored).
-    fn reply(&self, bytes: &[u8], id: u16) -> Option<Message> {
-        let message = Message::from_vec(bytes).ok()?;
-        let [question] = message.queries() else {
-            return None;
-        };
-        let ours = message.id() == id
-            && message.message_type() == MessageType::Response
-            && question.query_type() == self.question.query_type()
-            && question.name().to_lowercase() == self.question.name().to_lowercase();
-        ours.then_some(message)
-    }
 }
 
 /// Whether `rdata` has the expected value.
@@ -237,11 +158,6 @@ pub fn rcode_name(rcode: ResponseCode) -> String {
         ResponseCode::Refused => "REFUSED".into(),
         other => format!("{other:?}").to_ascii_uppercase(),
     }
-}
-
-/// A random query ID.
-fn random_id() -> u16 {
-    (random_u64() >> 48) as u16
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use std::{
 
 use tokio::io::{Interest, unix::AsyncFd};
 
-use super::probe::{Outcome, ProbeError, timed_out};
+use super::outcome::{Outcome, ProbeError, timed_out};
 
 /// How long to wait for a killed command to exit before reaping it on a
 /// thread of its own.

@@ -22,10 +22,8 @@ use rustls::{
     pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
 };
 
-use super::{
-    probe::{Outcome, ProbeError},
-    tcp::connect_error,
-};
+use super::outcome::{Outcome, ProbeError};
+use crate::net::tcp::connect_error;
 
 /// The most body bytes read while looking for the expected text.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -4,7 +4,10 @@
 //! - [`probe`]: what one probe is ([`ProbeSpec`]: TCP connect, HTTP(S)
 //!   request, DNS query, a command) and what one run of it says
 //!   ([`ProbeResult`]), including the rule that a slow success is a
-//!   failure; the kinds live in [`tcp`], [`http`], [`dns`] and [`exec`].
+//!   failure; the kinds live in [`tcp`], [`http`], [`dns`] and [`exec`],
+//!   and what they share with it (the [`Outcome`](outcome::Outcome) of a
+//!   run, [`ProbeError`]) in the leaf [`outcome`], so that they do not
+//!   depend on the dispatcher.
 //! - [`config`]: the timing of a service's checks ([`HealthConfig`]) and its
 //!   validation.
 //! - [`rise_fall`]: the pure state machine: `rise` consecutive successful
@@ -20,6 +23,7 @@ pub mod dns;
 pub mod exec;
 pub mod http;
 pub mod monitor;
+pub mod outcome;
 pub mod probe;
 pub mod rise_fall;
 pub mod tcp;
@@ -30,7 +34,6 @@ pub use monitor::{
     Cause, Counters, HealthError, HealthEvent, HealthMap, HealthMonitor, ServiceCheck,
     ServiceHealth,
 };
-pub use probe::{
-    DnsProbe, ExecProbe, HttpProbe, ProbeError, ProbeResult, ProbeSpec, Prober, TcpProbe,
-};
+pub use outcome::ProbeError;
+pub use probe::{DnsProbe, ExecProbe, HttpProbe, ProbeResult, ProbeSpec, Prober, TcpProbe};
 pub use rise_fall::{AdminState, Effective, Measured, RiseFall, Transition, effective};

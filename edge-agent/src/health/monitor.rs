@@ -25,9 +25,11 @@ use tracing::{info, warn};
 
 use super::{
     config::{ConfigError, HealthConfig},
-    probe::{ProbeError, ProbeResult, ProbeSpec, Prober, random_unit},
+    outcome::ProbeError,
+    probe::{ProbeResult, ProbeSpec, Prober},
     rise_fall::{AdminState, Effective, Measured, RiseFall, effective},
 };
+use crate::net::random;
 
 /// How many events wait for the consumer before new ones are dropped (and
 /// counted in [`Counters::events_dropped`]; the map stays exact).
@@ -463,7 +465,7 @@ impl Shared {
 /// Probes one service until aborted.
 async fn run_service(shared: Arc<Shared>, name: String, probes: Vec<Prober>, config: HealthConfig) {
     if config.stagger {
-        tokio::time::sleep(config.interval.mul_f64(random_unit())).await;
+        tokio::time::sleep(config.interval.mul_f64(random::unit())).await;
     }
     loop {
         let results = join_all(
@@ -479,7 +481,7 @@ async fn run_service(shared: Arc<Shared>, name: String, probes: Vec<Prober>, con
         } else {
             config.interval
         };
-        tokio::time::sleep(config.jittered(wait, random_unit())).await;
+        tokio::time::sleep(config.jittered(wait, random::unit())).await;
     }
 }
 

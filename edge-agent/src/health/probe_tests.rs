@@ -68,7 +68,7 @@ fn durations_read_well() {
 
 #[test]
 fn random_units_are_in_range_and_vary() {
-    let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
+    let draws: Vec<f64> = (0..100).map(|_| crate::net::random::unit()).collect();
     assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
     assert!(draws.windows(2).any(|w| w[0] != w[1]));
 }

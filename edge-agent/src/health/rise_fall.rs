@@ -99,8 +99,9 @@ pub struct Transition {
     pub at: Instant,
 }
 
-/// Rise/fall counting for one service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Rise/fall counting for one service (and for the overlay's private
+/// paths, through [`count`](RiseFall::count)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RiseFall {
     rise: u32,
     fall: u32,
@@ -126,6 +127,17 @@ impl RiseFall {
     /// decides, if any. A result that agrees with the current state resets
     /// the streak toward a change.
     pub fn record(&mut self, ok: bool, now: Instant) -> Option<Transition> {
+        let from = self.state;
+        let to = self.count(ok)?;
+        self.last_change = Some(now);
+        Some(Transition { from, to, at: now })
+    }
+
+    /// Counts the result of one round without a clock; returns the new
+    /// state when it changed. [`record`](Self::record) is this and the time
+    /// of the change; a caller that keeps no history (the overlay's
+    /// private-path monitor) uses it alone.
+    pub fn count(&mut self, ok: bool) -> Option<Measured> {
         let (toward, needed) = match (self.state, ok) {
             (Measured::Up, true) | (Measured::Down, false) => {
                 self.streak = 0;
@@ -138,15 +150,9 @@ impl RiseFall {
         if self.streak < needed {
             return None;
         }
-        let from = self.state;
         self.state = toward;
         self.streak = 0;
-        self.last_change = Some(now);
-        Some(Transition {
-            from,
-            to: toward,
-            at: now,
-        })
+        Some(toward)
     }
 
     /// The measured state.

@@ -1,11 +1,10 @@
 //! The TCP probe: a connection to an address and port must be accepted
 //! (within the service's timeout); it is closed at once.
 
-use std::{io, net::SocketAddr};
+use std::{io, net::SocketAddr, time::Duration};
 
-use tokio::net::TcpStream;
-
-use super::probe::Outcome;
+use super::outcome::{Outcome, timed_out};
+use crate::net::tcp::{self, connect_error};
 
 /// Connect to `addr`; healthy iff the connection is accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,22 +19,15 @@ impl TcpProbe {
         TcpProbe { addr }
     }
 
-    /// Connects once.
-    pub(crate) async fn run(&self) -> Outcome {
-        match TcpStream::connect(self.addr).await {
+    /// Connects once, giving up after `timeout`.
+    pub(crate) async fn run(&self, timeout: Duration) -> Outcome {
+        let socket =
+            tcp::socket_for(self.addr).map_err(|e| format!("cannot open a TCP socket: {e}"))?;
+        match tcp::connect(socket, None, self.addr, timeout).await {
             Ok(_stream) => Ok("connected".into()),
+            // The same words as a probe cut off by the caller's timeout.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out(timeout)),
             Err(e) => Err(connect_error(&e)),
         }
-    }
-}
-
-/// Why a connection failed, short: `connect refused`, `connect: …`.
-pub(crate) fn connect_error(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connect refused".into(),
-        io::ErrorKind::HostUnreachable => "connect: host unreachable".into(),
-        io::ErrorKind::NetworkUnreachable => "connect: network unreachable".into(),
-        io::ErrorKind::TimedOut => "connect timed out".into(),
-        _ => format!("connect: {e}"),
     }
 }

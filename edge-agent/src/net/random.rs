@@ -7,13 +7,17 @@
 //! generator, so that tests replay them exactly; their executors seed
 //! them from here.
 
+/// Fills `bytes` from the kernel's CSPRNG.
+pub fn fill(bytes: &mut [u8]) {
+    // getrandom(2) blocks only until the pool is initialised at boot and
+    // fails only on kernels older than 3.17, which cannot run the agent.
+    getrandom::fill(bytes).expect("getrandom(2) failed: the kernel's random source is unavailable");
+}
+
 /// Eight bytes from the kernel's CSPRNG.
 pub fn u64() -> u64 {
     let mut bytes = [0u8; 8];
-    // getrandom(2) blocks only until the pool is initialised at boot and
-    // fails only on kernels older than 3.17, which cannot run the agent.
-    getrandom::fill(&mut bytes)
-        .expect("getrandom(2) failed: the kernel's random source is unavailable");
+    fill(&mut bytes);
     u64::from_ne_bytes(bytes)
 }
 
@@ -63,37 +67,5 @@ impl Seeded {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_csprng_gives_different_values_in_range() {
-        let ids: std::collections::BTreeSet<u16> = (0..64).map(|_| u16()).collect();
-        assert!(
-            ids.len() > 56,
-            "64 draws gave only {} distinct IDs",
-            ids.len()
-        );
-        for _ in 0..1000 {
-            let x = unit();
-            assert!((0.0..1.0).contains(&x), "{x}");
-        }
-    }
-
-    #[test]
-    fn a_seeded_generator_replays_and_spreads() {
-        let mut a = Seeded::new(7);
-        let mut b = Seeded::new(7);
-        let xs: Vec<u64> = (0..16).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..16).map(|_| b.next_u64()).collect();
-        assert_eq!(xs, ys);
-        assert_ne!(Seeded::new(8).next_u64(), xs[0]);
-        // Zero is a seed like any other.
-        let mut zero = Seeded::new(0);
-        assert_ne!(zero.next_u64(), zero.next_u64());
-        let draws: Vec<f64> = (0..1000).map(|_| a.unit()).collect();
-        assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
-        let low = draws.iter().filter(|x| **x < 0.5).count();
-        assert!((400..600).contains(&low), "{low} of 1000 below 0.5");
-    }
-}
+#[path = "random_tests.rs"]
+mod tests;

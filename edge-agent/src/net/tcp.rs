@@ -1,6 +1,6 @@
 //! TCP for the executors: a socket of the peer's family, connecting from
-//! a chosen local address with a timeout, and the accept loop's next
-//! connection (backing off instead of spinning when the process is out of
+//! a chosen local address with a timeout, the words for why a connect
+//! failed, and the accept loop's next connection (backing off instead of spinning when the process is out of
 //! descriptors or memory).
 
 use std::{
@@ -44,6 +44,18 @@ pub async fn connect(
             io::ErrorKind::TimedOut,
             format!("connecting to {peer} timed out after {timeout:?}"),
         )),
+    }
+}
+
+/// Why a connection failed, in a few words for a probe's detail or a log
+/// line: `connect refused`, `connect: host unreachable`, `connect: …`.
+pub fn connect_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connect refused".into(),
+        io::ErrorKind::HostUnreachable => "connect: host unreachable".into(),
+        io::ErrorKind::NetworkUnreachable => "connect: network unreachable".into(),
+        io::ErrorKind::TimedOut => "connect timed out".into(),
+        _ => format!("connect: {e}"),
     }
 }
 

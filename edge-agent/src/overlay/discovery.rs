@@ -40,9 +40,10 @@
 //!
 //! # The query layer
 //!
-//! [`query_srv`] asks each resolver in order until one answers: over UDP
-//! from a fresh random port with a random ID and EDNS (1232 bytes), on a
-//! connected socket; datagrams with another ID, without the QR bit, or for
+//! [`query_srv`] asks each resolver in order until one answers, through
+//! the agent's DNS stub client ([`crate::net::dns`]): over UDP from a
+//! fresh port with an ID from the CSPRNG and EDNS (1232 bytes);
+//! datagrams from elsewhere, with another ID, without the QR bit, or for
 //! another question are ignored until the timeout. An answer with TC=1 is
 //! asked again over TCP. NXDOMAIN is an empty list, not an error;
 //! SERVFAIL, REFUSED, other error codes, refused connections and silence
@@ -57,27 +58,20 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
-    hash::{BuildHasher, RandomState},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
 use hickory_proto::{
-    op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
+    op::{Message, Query, ResponseCode},
     rr::{DNSClass, Name, RData, Record, RecordType},
 };
-use tokio::{
-    net::UdpSocket,
-    task::JoinSet,
-    time::{Instant, timeout_at},
-};
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::identity::Identity;
+use crate::net::dns::{self, DecodeError, Limits};
 
 /// The service and protocol labels of overlay SRV records, prepended to a
 /// domain: `_edge-overlay._tcp.cdn.example.`.
@@ -85,17 +79,13 @@ pub const SERVICE: &str = "_edge-overlay._tcp";
 
 /// The most resource records (answer, authority and additional sections
 /// together) accepted in one DNS response.
-pub const MAX_RECORDS: usize = 1024;
+pub const MAX_RECORDS: usize = dns::MAX_RECORDS;
 
 /// The most SRV records (targets) accepted for one name.
 pub const MAX_TARGETS: usize = 256;
 
 /// The most CNAMEs followed from a queried name.
 pub const MAX_CNAME_HOPS: usize = 8;
-
-/// The UDP payload size announced with EDNS (the DNS flag day 2020 value,
-/// which avoids IP fragmentation).
-const EDNS_PAYLOAD: u16 = 1232;
 
 /// How many address lookups run at once.
 const PARALLEL_LOOKUPS: usize = 16;
@@ -272,10 +262,10 @@ pub fn candidates_from_response(
     let owner = owner_name(owner)?;
     let message = decode(response, &owner)?;
     let question = Query::query(owner.clone(), RecordType::SRV);
-    if let Err(reason) = answers(&message, &question) {
+    if let Err(reason) = dns::answers(&message, &question) {
         return Err(DiscoveryError::NotAnAnswer {
             name: owner.to_ascii(),
-            reason,
+            reason: reason.to_string(),
         });
     }
     if message.truncated() {
@@ -370,61 +360,18 @@ fn owner_name(owner: &str) -> Result<Name, DiscoveryError> {
     Ok(name.to_lowercase())
 }
 
-/// Decodes a DNS message, refusing headers that claim more than the bytes
-/// can hold (before hickory allocates for them) or more than
-/// [`MAX_RECORDS`] records.
+/// Decodes a response to the query for `owner` (bounded as
+/// [`dns::decode`] says).
 fn decode(bytes: &[u8], owner: &Name) -> Result<Message, DiscoveryError> {
-    let Some(counts) = bytes.get(4..12) else {
-        return Err(DiscoveryError::Malformed(format!(
-            "{} bytes, shorter than a DNS header (12 bytes)",
-            bytes.len()
-        )));
-    };
-    let count = |i: usize| usize::from(u16::from_be_bytes([counts[i], counts[i + 1]]));
-    let questions = count(0);
-    let records = count(2) + count(4) + count(6);
-    // A question is at least 5 bytes (root name, type, class), a record 11.
-    let body = bytes.len() - 12;
-    if questions * 5 + records * 11 > body {
-        return Err(DiscoveryError::Malformed(format!(
-            "the header announces {questions} questions and {records} records, \
-             which cannot fit in the {body} bytes that follow"
-        )));
-    }
-    if records > MAX_RECORDS {
-        return Err(DiscoveryError::TooMany {
+    dns::decode(bytes, MAX_RECORDS).map_err(|e| match e {
+        DecodeError::Malformed(reason) => DiscoveryError::Malformed(reason),
+        DecodeError::TooManyRecords { count, max } => DiscoveryError::TooMany {
             name: owner.to_ascii(),
             what: "records",
-            count: records,
-            max: MAX_RECORDS,
-        });
-    }
-    Message::from_vec(bytes).map_err(|e| DiscoveryError::Malformed(e.to_string()))
-}
-
-/// Whether `message` is a response to exactly `question`; why not.
-fn answers(message: &Message, question: &Query) -> Result<(), String> {
-    if message.message_type() != MessageType::Response {
-        return Err("it is a query, not a response (QR=0)".into());
-    }
-    if message.op_code() != OpCode::Query {
-        return Err(format!("its opcode is {:?}, not QUERY", message.op_code()));
-    }
-    match message.queries() {
-        [q] if q.name() == question.name()
-            && q.query_type() == question.query_type()
-            && q.query_class() == question.query_class() =>
-        {
-            Ok(())
-        }
-        [q] => Err(format!(
-            "it answers {} {} {}",
-            q.name(),
-            q.query_class(),
-            q.query_type()
-        )),
-        qs => Err(format!("it has {} questions, not 1", qs.len())),
-    }
+            count,
+            max,
+        },
+    })
 }
 
 /// The records of `rtype` for `start` in `records`, following CNAMEs.
@@ -596,49 +543,6 @@ fn addresses(name: &Name, rtype: RecordType, message: &Message) -> Result<Vec<Ip
 // ---------------------------------------------------------------------------
 // Queries
 
-/// A random query ID: SipHash, keyed from the OS's randomness once per
-/// thread by the standard library, of a process-wide counter.
-fn random_id() -> u16 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    (RandomState::new().hash_one(n) >> 17) as u16
-}
-
-/// The wire form of a query for `question` with `id`.
-fn query_bytes(id: u16, question: &Query) -> Result<Vec<u8>, String> {
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD);
-    let mut message = Message::new();
-    message
-        .set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true)
-        .add_query(question.clone())
-        .set_edns(edns);
-    message
-        .to_vec()
-        .map_err(|e| format!("cannot encode the query: {e}"))
-}
-
-/// Whether `bytes` is the reply to our query `id` for `question`; why not.
-/// Cheap checks first, so unrelated datagrams cost little.
-fn accept_reply(bytes: &[u8], id: u16, question: &Query) -> Result<Message, String> {
-    let Some(header) = bytes.get(..12) else {
-        return Err(format!("a {}-byte datagram", bytes.len()));
-    };
-    let got = u16::from_be_bytes([header[0], header[1]]);
-    if got != id {
-        return Err(format!("an answer with ID {got}, not {id}"));
-    }
-    if header[2] & 0x80 == 0 {
-        return Err("a query (QR=0), not an answer".into());
-    }
-    let message = decode(bytes, question.name()).map_err(|e| e.to_string())?;
-    answers(&message, question).map_err(|reason| format!("an unrelated answer: {reason}"))?;
-    Ok(message)
-}
-
 /// Asks the resolvers in order until one answers with NOERROR or NXDOMAIN.
 async fn resolve(
     name: &Name,
@@ -649,12 +553,12 @@ async fn resolve(
     let question = Query::query(name.clone(), rtype);
     let mut failures = Vec::new();
     for &resolver in resolvers {
-        let reason = match exchange(resolver, &question, timeout).await {
+        let reason = match dns::exchange(resolver, &question, Limits::new(timeout)).await {
             Ok(message) => match message.response_code() {
                 ResponseCode::NoError | ResponseCode::NXDomain => return Ok(message),
                 rcode => format!("answered {rcode}"),
             },
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         };
         debug!(%resolver, %name, %rtype, "DNS resolver failed: {reason}");
         failures.push(ResolverFailure { resolver, reason });
@@ -664,84 +568,6 @@ async fn resolve(
         qtype: rtype.to_string(),
         failures,
     })
-}
-
-/// One exchange with one resolver: UDP, then TCP if the answer is
-/// truncated, all within `timeout`.
-async fn exchange(
-    resolver: SocketAddr,
-    question: &Query,
-    timeout: Duration,
-) -> Result<Message, String> {
-    let deadline = Instant::now() + timeout;
-    let message = exchange_udp(resolver, question, deadline, timeout).await?;
-    if !message.truncated() {
-        return Ok(message);
-    }
-    debug!(%resolver, name = %question.name(), "truncated answer over UDP, asking over TCP");
-    match timeout_at(deadline, exchange_tcp(resolver, question)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer over TCP within {timeout:?}")),
-    }
-}
-
-async fn exchange_udp(
-    resolver: SocketAddr,
-    question: &Query,
-    deadline: Instant,
-    timeout: Duration,
-) -> Result<Message, String> {
-    let local: SocketAddr = match resolver {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local)
-        .await
-        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    socket
-        .connect(resolver)
-        .await
-        .map_err(|e| format!("cannot reach it over UDP: {e}"))?;
-    let id = random_id();
-    let query = query_bytes(id, question)?;
-    socket
-        .send(&query)
-        .await
-        .map_err(|e| format!("cannot send over UDP: {e}"))?;
-    let mut buf = vec![0u8; usize::from(u16::MAX)];
-    let mut ignored: Option<String> = None;
-    loop {
-        let len = match timeout_at(deadline, socket.recv(&mut buf)).await {
-            Ok(Ok(len)) => len,
-            Ok(Err(e)) => return Err(format!("UDP: {e}")),
-            Err(_) => {
-                return Err(match ignored {
-                    Some(why) => format!("no answer within {timeout:?} (ignored {why})"),
-                    None => format!("no answer within {timeout:?}"),
-                });
-            }
-        };
-        match accept_reply(&buf[..len], id, question) {
-            Ok(message) => return Ok(message),
-            Err(why) => {
-                debug!(%resolver, "ignored a UDP datagram: {why}");
-                ignored = Some(why);
-            }
-        }
-    }
-}
-
-async fn exchange_tcp(resolver: SocketAddr, question: &Query) -> Result<Message, String> {
-    let id = random_id();
-    let query = query_bytes(id, question)?;
-    let buf = crate::dns_tcp::exchange(resolver, &query)
-        .await
-        .map_err(|(step, e)| format!("TCP {step}: {e}"))?;
-    let message = accept_reply(&buf, id, question).map_err(|why| format!("TCP: {why}"))?;
-    if message.truncated() {
-        return Err("truncated answer even over TCP".into());
-    }
-    Ok(message)
 }
 
 /// Looks up the address families missing from the additional section, a

@@ -119,9 +119,6 @@ pub enum PkiError {
         /// rcgen's error.
         source: rcgen::Error,
     },
-    /// The system random number generator failed.
-    #[error("the system random number generator failed; cannot make a serial number")]
-    Random,
     /// A file exists and overwriting was not asked for.
     #[error("{} already exists; refusing to overwrite it (pass --force to replace it)", .0.display())]
     Exists(PathBuf),
@@ -271,7 +268,7 @@ pub fn make_ca(common_name: &str, validity: Validity) -> Result<Pem, PkiError> {
     ];
     params.not_before = validity.not_before.into();
     params.not_after = validity.not_after.into();
-    params.serial_number = Some(random_serial()?);
+    params.serial_number = Some(random_serial());
     let cert = params
         .self_signed(&key)
         .map_err(|source| PkiError::Generate {
@@ -324,7 +321,7 @@ pub(crate) fn sign_leaf(
     params.use_authority_key_identifier_extension = true;
     params.not_before = validity.not_before.into();
     params.not_after = validity.not_after.into();
-    params.serial_number = Some(random_serial()?);
+    params.serial_number = Some(random_serial());
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(|source| PkiError::Generate {
@@ -540,14 +537,11 @@ fn new_key() -> Result<KeyPair, PkiError> {
 
 /// 16 random bytes, the first in 0x01..=0x7f: positive, never shortened by
 /// DER's minimal encoding.
-fn random_serial() -> Result<SerialNumber, PkiError> {
+fn random_serial() -> SerialNumber {
     let mut bytes = [0u8; 16];
-    rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut bytes)
-        .map_err(|_| PkiError::Random)?;
+    crate::net::random::fill(&mut bytes);
     bytes[0] = (bytes[0] & 0x7f).max(1);
-    Ok(SerialNumber::from_slice(&bytes))
+    SerialNumber::from_slice(&bytes)
 }
 
 fn ia5(s: &str) -> Result<rcgen::string::Ia5String, PkiError> {
