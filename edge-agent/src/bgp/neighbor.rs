@@ -24,7 +24,7 @@ use super::{
 };
 
 /// How to reach one neighbour and what to tell it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NeighborConfig {
     /// The session settings.
     pub session: SessionConfig,

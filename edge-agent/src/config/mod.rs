@@ -45,7 +45,7 @@ pub const DEFAULT_API_SOCKET: &str = "/run/edge-agent/api.sock";
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
 /// Everything the daemon runs with, from one config file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaemonConfig {
     /// The node: data plane, overlay, netlink, health checks, control,
     /// upstream sessions.
