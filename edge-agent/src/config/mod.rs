@@ -17,7 +17,9 @@
 //! `raw` (the file as written), `values` (parsers for durations,
 //! addresses, prefixes, ASNs, …), `node`, `policy`, `services`,
 //! `upstream`, `overlay` and `dns` (the sections, into the modules'
-//! config types), and `files` (the checks that read the host).
+//! config types), `files` (the checks that read the host), and
+//! [`reload`] (what a SIGHUP applies at once and what waits for a
+//! restart).
 
 mod dns;
 mod files;
@@ -26,6 +28,7 @@ mod node;
 mod overlay;
 mod policy;
 mod raw;
+pub mod reload;
 mod services;
 mod upstream;
 mod values;
