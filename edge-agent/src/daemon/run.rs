@@ -26,7 +26,7 @@ use tokio::{
 };
 
 use super::{
-    api::{self, Request, Response},
+    api::{self, DnsAction, Request, Response},
     metrics,
     status::{self, Sources, StatusDoc},
 };
@@ -36,7 +36,6 @@ use crate::{
         DaemonConfig, LogFormat,
         reload::{self, LivePart},
     },
-    health::AdminState,
 };
 
 /// How `edge-agent run` was started.
@@ -235,17 +234,7 @@ impl Node {
                 Response::ok()
             }
             Request::Service { name, state } => {
-                let admin = match state.as_str() {
-                    // Nothing forces a service up against its probes.
-                    "up" | "auto" => AdminState::Auto,
-                    "down" => AdminState::Down,
-                    "drain" => AdminState::Drain,
-                    other => {
-                        return Response::error(format!(
-                            "`{other}` is not a service state: use up (= auto), down or drain"
-                        ));
-                    }
-                };
+                let admin = state.admin();
                 match self.agent.set_admin(&name, admin) {
                     Ok(()) => {
                         tracing::info!(service = %name, %admin, "operator: service admin state");
@@ -260,22 +249,19 @@ impl Node {
                         "this node runs no DNS service: [dns] is not in its config",
                     );
                 };
-                match action.as_str() {
-                    "stop" => {
+                match action {
+                    DnsAction::Stop => {
                         tracing::info!("operator: DNS service stopped");
                         dns.stop_listening().await;
                         Response::ok()
                     }
-                    "start" => match dns.listen() {
+                    DnsAction::Start => match dns.listen() {
                         Ok(()) => {
                             tracing::info!("operator: DNS service started");
                             Response::ok()
                         }
                         Err(e) => Response::error(e.to_string()),
                     },
-                    other => {
-                        Response::error(format!("`{other}` is not a DNS action: use stop or start"))
-                    }
                 }
             }
         }
