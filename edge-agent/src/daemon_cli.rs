@@ -18,9 +18,6 @@ use edge_agent::{
     },
 };
 
-/// The admin socket's default path.
-pub const DEFAULT_SOCKET: &str = "/run/edge-agent/api.sock";
-
 /// `edge-agent run`.
 #[derive(Args)]
 pub struct RunArgs {
@@ -40,7 +37,7 @@ pub struct RunArgs {
 #[derive(Args)]
 pub struct SocketArg {
     /// The admin socket (`daemon.api_socket` in the config).
-    #[arg(long, default_value = DEFAULT_SOCKET)]
+    #[arg(long, default_value = config::DEFAULT_API_SOCKET)]
     pub socket: PathBuf,
 }
 
