@@ -45,7 +45,7 @@ use crate::{
 };
 
 /// Everything one node runs with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentConfig {
     /// The Internet-facing interface (XDP attaches here).
     pub internet: String,

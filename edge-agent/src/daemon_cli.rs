@@ -1,6 +1,6 @@
 //! The daemon's commands: `run`, `check-config`, and the admin commands
 //! that talk to a running daemon over its Unix socket (`status`, `drain`,
-//! `undrain`, `service`).
+//! `undrain`, `service`, `dns`).
 
 use std::{
     path::{Path, PathBuf},
@@ -12,14 +12,11 @@ use clap::Args;
 use edge_agent::{
     config,
     daemon::{
-        api::{self, Request},
+        api::{self, DnsAction, Request, ServiceState},
         run::{RunOptions, init_logging, run},
         status::render,
     },
 };
-
-/// The admin socket's default path.
-pub const DEFAULT_SOCKET: &str = "/run/edge-agent/api.sock";
 
 /// `edge-agent run`.
 #[derive(Args)]
@@ -40,7 +37,7 @@ pub struct RunArgs {
 #[derive(Args)]
 pub struct SocketArg {
     /// The admin socket (`daemon.api_socket` in the config).
-    #[arg(long, default_value = DEFAULT_SOCKET)]
+    #[arg(long, default_value = config::DEFAULT_API_SOCKET)]
     pub socket: PathBuf,
 }
 
@@ -133,30 +130,25 @@ pub fn drain(socket: SocketArg, on: bool) -> Result<String> {
 }
 
 /// `edge-agent service NAME up|down|drain|auto`.
-pub fn service(socket: SocketArg, name: String, state: String) -> Result<String> {
+pub fn service(socket: SocketArg, name: String, state: ServiceState) -> Result<String> {
     call(
         &socket.socket,
         Request::Service {
             name: name.clone(),
-            state: state.clone(),
+            state,
         },
     )?;
     Ok(format!("service {name}: {state}\n"))
 }
 
 /// `edge-agent dns stop|start`.
-pub fn dns(socket: SocketArg, action: String) -> Result<String> {
-    call(
-        &socket.socket,
-        Request::Dns {
-            action: action.clone(),
-        },
-    )?;
-    Ok(match action.as_str() {
-        "stop" => {
+pub fn dns(socket: SocketArg, action: DnsAction) -> Result<String> {
+    call(&socket.socket, Request::Dns { action })?;
+    Ok(match action {
+        DnsAction::Stop => {
             "DNS service stopped: its probes fail, and DNS is forwarded to a peer that serves it\n"
                 .into()
         }
-        _ => "DNS service listening again\n".into(),
+        DnsAction::Start => "DNS service listening again\n".into(),
     })
 }

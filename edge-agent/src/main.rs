@@ -9,7 +9,10 @@ use std::{io::Write, path::PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use edge_agent::dataplane::{self, AttachMode, Dataplane, LoadOptions, interface_pin_dir};
+use edge_agent::{
+    daemon::api::{DnsAction, ServiceState},
+    dataplane::{self, AttachMode, Dataplane, LoadOptions, interface_pin_dir},
+};
 use edge_common::{DEFAULT_PIN_ROOT, stats::Counter};
 
 mod daemon_cli;
@@ -61,17 +64,18 @@ enum Command {
     Service {
         /// The service.
         name: String,
-        /// up, auto, down or drain.
-        state: String,
+        /// The admin state.
+        #[arg(value_enum)]
+        state: ServiceState,
         #[command(flatten)]
         socket: daemon_cli::SocketArg,
     },
     /// Stop or start the DNS service's listeners (`stop`: its probes fail
     /// and the node forwards DNS to a peer, as when the service fails).
     Dns {
-        /// stop or start.
-        #[arg(value_parser = ["stop", "start"])]
-        action: String,
+        /// Stop or start.
+        #[arg(value_enum)]
+        action: DnsAction,
         #[command(flatten)]
         socket: daemon_cli::SocketArg,
     },
@@ -217,3 +221,7 @@ fn print(text: &str) -> Result<()> {
         other => other.context("writing to stdout"),
     }
 }
+
+#[cfg(test)]
+#[path = "main_tests.rs"]
+mod tests;

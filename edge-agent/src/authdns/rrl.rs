@@ -15,7 +15,7 @@ use std::{
 };
 
 /// The limits.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Responses per second per client prefix.
     pub responses_per_second: u32,

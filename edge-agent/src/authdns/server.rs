@@ -35,7 +35,7 @@ use super::{
 };
 
 /// Everything the service runs with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsConfig {
     /// Where to listen, UDP and TCP each (the DNS service's VIPs, port 53).
     pub listen: Vec<SocketAddr>,

@@ -28,7 +28,7 @@ pub struct ZoneError {
 }
 
 /// One RRset: every record of one type at one name, in zone order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrSet {
     /// The type.
     pub record_type: RecordType,
@@ -37,7 +37,7 @@ pub struct RrSet {
 }
 
 /// One zone, checked and indexed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {
     origin: Name,
     apex: LowerName,
@@ -293,7 +293,7 @@ fn digest(nodes: &BTreeMap<LowerName, Vec<RrSet>>) -> u64 {
 
 /// Every zone a server answers for; names are matched to the zone whose
 /// origin is their longest suffix (zones never nest, so at most one).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZoneSet {
     zones: Vec<Zone>,
 }

@@ -7,25 +7,9 @@ use crate::{
     authdns::RateLimit,
     config::{
         Checks, parse_with,
-        tests::{assert_problem, minimal_with, ok, problems},
+        tests::{ZONE_LINES, assert_problem, minimal_with, ok, problems, with_dns},
     },
 };
-
-/// MINIMAL with a `dns` service (UDP and TCP 53 on two VIPs) and `dns`
-/// (the body of `[dns]` and its subtables).
-fn with_dns(dns: &str) -> String {
-    let text = minimal_with(&format!(
-        "[[services]]\nname = \"dns\"\nvips = [\"203.0.113.53\", \"2001:db8:ac::53\"]\nports = [\"udp/53\", \"tcp/53\"]\n\
-         [[services.probes]]\nkind = \"dns\"\nserver = \"203.0.113.53\"\nname = \"www.cdn.test\"\n\
-         [dns]\nservice = \"dns\"\n{dns}\n"
-    ));
-    text.replace(
-        "anycast = [\"203.0.113.0/24\"]",
-        "anycast = [\"203.0.113.0/24\", \"2001:db8:ac::/48\"]",
-    )
-}
-
-const ZONE_LINES: &str = "[[dns.zones]]\norigin = \"cdn.test\"\nrecords = [\"@ SOA ns1 hostmaster 7 7200 3600 1209600 300\", \"@ NS ns1\", \"www A 203.0.113.10\"]\n";
 
 #[test]
 fn no_dns_section_no_dns_service() {

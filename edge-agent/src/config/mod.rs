@@ -15,17 +15,20 @@
 //!
 //! `docs/edge.example.toml` documents every key; the modules here are:
 //! `raw` (the file as written), `values` (parsers for durations,
-//! addresses, prefixes, ASNs, …), `node`, `services`, `upstream`,
-//! `overlay` and `dns` (one section each, into the modules' config
-//! types), and
-//! `files` (the checks that read the host).
+//! addresses, prefixes, ASNs, …), `node`, `policy`, `services`,
+//! `upstream`, `overlay` and `dns` (the sections, into the modules'
+//! config types), `files` (the checks that read the host), and
+//! [`reload`] (what a SIGHUP applies at once and what waits for a
+//! restart).
 
 mod dns;
 mod files;
 mod keys;
 mod node;
 mod overlay;
+mod policy;
 mod raw;
+pub mod reload;
 mod services;
 mod upstream;
 mod values;
@@ -45,7 +48,7 @@ pub const DEFAULT_API_SOCKET: &str = "/run/edge-agent/api.sock";
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
 /// Everything the daemon runs with, from one config file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaemonConfig {
     /// The node: data plane, overlay, netlink, health checks, control,
     /// upstream sessions.
@@ -214,7 +217,7 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
     let service_keys = keys::service_keys(&file.services);
     let services = services::services(&file.services, &service_keys, &node, checks, report);
     let netlink = node::netlink(&file.netlink, &node, report);
-    let control = node::control(&file.policy, &node, &services, netlink.vips, report);
+    let control = policy::control(&file.policy, &node, &services, netlink.vips, report);
     let upstream = upstream::upstream(&file.upstream, &node, checks, report);
     let overlay = overlay::overlay(&file.overlay, &node, checks, report);
     let dns = dns::dns(file.dns.as_ref(), &node, &services, checks, report);

@@ -1,6 +1,9 @@
 //! The admin API: one JSON request per line on a local Unix socket that
 //! only root can open (mode 0600), one JSON response per line. The CLI's
-//! `status`, `drain`, `undrain` and `service` commands are its clients.
+//! `status`, `drain`, `undrain`, `service` and `dns` commands are its
+//! clients. Requests are typed: a value that is not one of a field's
+//! choices is refused here, naming the choices, before the daemon sees
+//! it.
 
 use std::{
     io,
@@ -17,6 +20,7 @@ use tokio::{
 };
 
 use super::status::StatusDoc;
+use crate::health::AdminState;
 
 /// A request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,14 +36,63 @@ pub enum Request {
     Service {
         /// The service.
         name: String,
-        /// `up` or `auto` (follow the probes), `down`, `drain`.
-        state: String,
+        /// The admin state.
+        state: ServiceState,
     },
     /// Stop or start the DNS service's listeners.
     Dns {
-        /// `stop` or `start`.
-        action: String,
+        /// Stop or start.
+        action: DnsAction,
     },
+}
+
+/// A service's admin state, as an operator asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceState {
+    /// Follow the probes, as `auto` (nothing forces a service up against
+    /// its probes).
+    Up,
+    /// Follow the probes.
+    Auto,
+    /// Out of service whatever the probes say.
+    Down,
+    /// Keep existing flows while healthy, attract no new traffic.
+    Drain,
+}
+
+impl ServiceState {
+    /// The admin state it sets.
+    pub fn admin(self) -> AdminState {
+        match self {
+            ServiceState::Up | ServiceState::Auto => AdminState::Auto,
+            ServiceState::Down => AdminState::Down,
+            ServiceState::Drain => AdminState::Drain,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceState {
+    /// The name the operator writes (`up`, `auto`, `down`, `drain`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServiceState::Up => "up",
+            ServiceState::Auto => "auto",
+            ServiceState::Down => "down",
+            ServiceState::Drain => "drain",
+        })
+    }
+}
+
+/// What to do with the DNS service's listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsAction {
+    /// Close the listeners (and every TCP connection): the service's
+    /// probes fail and the node forwards DNS to a peer.
+    Stop,
+    /// Open the listeners again.
+    Start,
 }
 
 /// A response.
@@ -175,3 +228,7 @@ pub async fn call(path: &Path, request: &Request) -> Result<Response, ApiError> 
     serde_json::from_str(&line)
         .map_err(|e| err(io::Error::other(e), " (an answer that is not JSON)"))
 }
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

@@ -2,15 +2,16 @@
 //! touches the kernel), set up logging, start the node, serve the admin
 //! API and the metrics, and handle signals. SIGHUP reloads the config: an
 //! invalid one is rejected (every problem logged) and the running one
-//! kept; a valid one's trust material and allow-list, and the DNS
-//! service's zones (files read again) and limits, take effect at once;
-//! other changes are named as needing a restart. SIGTERM or SIGINT shut
-//! down in a safe order (drain and withdraw upstream, leave the overlay,
-//! remove the kernel state); a second signal forces the exit. With
-//! `keep_state` (a restart), nothing is withdrawn: the XDP program and its
-//! maps stay pinned and attached, the kernel state stays, and the upstream
-//! sessions are dropped without a Cease so that graceful restart keeps
-//! the routes until the next process is up.
+//! kept; a valid one is applied as [`reload::plan`] says: its trust
+//! material and allow-list, and the DNS service's zones (files read
+//! again) and limits, take effect at once; other changes are named as
+//! needing a restart. SIGTERM or SIGINT shut down in a safe order (drain
+//! and withdraw upstream, leave the overlay, remove the kernel state); a
+//! second signal forces the exit. With `keep_state` (a restart), nothing
+//! is withdrawn: the XDP program and its maps stay pinned and attached,
+//! the kernel state stays, and the upstream sessions are dropped without
+//! a Cease so that graceful restart keeps the routes until the next
+//! process is up.
 
 use std::{
     collections::BTreeMap,
@@ -25,14 +26,16 @@ use tokio::{
 };
 
 use super::{
-    api::{self, Request, Response},
+    api::{self, DnsAction, Request, Response},
     metrics,
     status::{self, Sources, StatusDoc},
 };
 use crate::{
     agent::Agent,
-    config::{DaemonConfig, LogFormat},
-    health::AdminState,
+    config::{
+        DaemonConfig, LogFormat,
+        reload::{self, LivePart},
+    },
 };
 
 /// How `edge-agent run` was started.
@@ -45,6 +48,17 @@ pub struct RunOptions {
     pub keep_state: bool,
     /// How long to drain upstream before withdrawing on shutdown.
     pub shutdown_drain: Duration,
+}
+
+impl RunOptions {
+    /// What the command line changes in the config: `--keep-state` sets
+    /// `netlink.keep_state`. Applied at start and to every reloaded
+    /// config, so that the flag is never taken for a change to reload.
+    fn apply(&self, config: &mut DaemonConfig) {
+        if self.keep_state {
+            config.agent.netlink.keep_state = true;
+        }
+    }
 }
 
 /// Sets up logging as the config says (once per process).
@@ -65,9 +79,7 @@ pub fn init_logging(config: &DaemonConfig) -> anyhow::Result<()> {
 
 /// Runs the daemon until a signal stops it.
 pub async fn run(options: RunOptions, mut config: DaemonConfig) -> anyhow::Result<()> {
-    if options.keep_state {
-        config.agent.netlink.keep_state = true;
-    }
+    options.apply(&mut config);
     // Fail early, before touching the kernel, if another agent runs or the
     // metrics address is taken.
     let api_listener = api::bind(&config.api_socket)?;
@@ -111,7 +123,7 @@ pub async fn run(options: RunOptions, mut config: DaemonConfig) -> anyhow::Resul
             Some(reply) = scrapes_rx.recv() => {
                 let _ = reply.send(node.metrics());
             }
-            _ = hup.recv() => node.reload(&options.config).await,
+            _ = hup.recv() => node.reload(&options).await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -222,17 +234,7 @@ impl Node {
                 Response::ok()
             }
             Request::Service { name, state } => {
-                let admin = match state.as_str() {
-                    // Nothing forces a service up against its probes.
-                    "up" | "auto" => AdminState::Auto,
-                    "down" => AdminState::Down,
-                    "drain" => AdminState::Drain,
-                    other => {
-                        return Response::error(format!(
-                            "`{other}` is not a service state: use up (= auto), down or drain"
-                        ));
-                    }
-                };
+                let admin = state.admin();
                 match self.agent.set_admin(&name, admin) {
                     Ok(()) => {
                         tracing::info!(service = %name, %admin, "operator: service admin state");
@@ -247,94 +249,71 @@ impl Node {
                         "this node runs no DNS service: [dns] is not in its config",
                     );
                 };
-                match action.as_str() {
-                    "stop" => {
+                match action {
+                    DnsAction::Stop => {
                         tracing::info!("operator: DNS service stopped");
                         dns.stop_listening().await;
                         Response::ok()
                     }
-                    "start" => match dns.listen() {
+                    DnsAction::Start => match dns.listen() {
                         Ok(()) => {
                             tracing::info!("operator: DNS service started");
                             Response::ok()
                         }
                         Err(e) => Response::error(e.to_string()),
                     },
-                    other => {
-                        Response::error(format!("`{other}` is not a DNS action: use stop or start"))
-                    }
                 }
             }
         }
     }
 
-    async fn reload(&mut self, path: &std::path::Path) {
-        match crate::config::load(path) {
+    async fn reload(&mut self, options: &RunOptions) {
+        let mut new = match crate::config::load(&options.config) {
+            Ok(new) => new,
             Err(problems) => {
                 tracing::error!(
                     "SIGHUP: the new config is rejected, the running one stays:\n{problems}"
                 );
+                return;
             }
-            Ok(new) => {
-                self.agent
-                    .overlay
-                    .reload(Some(new.agent.overlay.trust.clone()))
-                    .await;
-                let mut restart = Vec::new();
-                let old = &self.config;
-                if format!("{:?}", old.agent.control) != format!("{:?}", new.agent.control) {
-                    restart.push("services and policy");
+        };
+        options.apply(&mut new);
+        let plan = reload::plan(&self.config, &new);
+        for part in &plan.live {
+            match part {
+                LivePart::Trust => {
+                    let trust = new.agent.overlay.trust.clone();
+                    self.agent.overlay.reload(Some(trust.clone())).await;
+                    self.config.agent.overlay.trust = trust;
                 }
-                if format!("{:?}", old.agent.upstream) != format!("{:?}", new.agent.upstream) {
-                    restart.push("upstream");
-                }
-                if format!("{:?}", old.agent.health) != format!("{:?}", new.agent.health) {
-                    restart.push("health checks");
-                }
-                if format!("{:?}", old.agent.netlink) != format!("{:?}", new.agent.netlink) {
-                    restart.push("netlink");
-                }
-                let mut reloaded = "trust material and allow-list";
-                match (&self.agent.dns, &new.agent.dns) {
-                    (Some(dns), Some(config)) => {
-                        if dns.listen_addresses() != config.listen.as_slice()
-                            || old
-                                .agent
-                                .dns
-                                .as_ref()
-                                .map(|d| (d.tcp_idle, d.tcp_max_connections))
-                                != Some((config.tcp_idle, config.tcp_max_connections))
-                        {
-                            restart.push("the DNS service's addresses and TCP limits");
-                        }
-                        dns.reload(
-                            config.zones.clone(),
-                            config.settings.clone(),
-                            config.rate_limit,
-                        );
-                        for zone in config.zones.zones() {
-                            tracing::info!("SIGHUP: DNS zone {zone}");
-                        }
-                        reloaded = "trust material, allow-list, DNS zones and limits";
-                    }
-                    (None, None) => {}
-                    _ => restart.push("[dns] (added or removed)"),
-                }
-                self.config.agent.overlay.trust = new.agent.overlay.trust;
-                if let (Some(old), Some(new)) = (&mut self.config.agent.dns, new.agent.dns) {
-                    old.zones = new.zones;
-                    old.settings = new.settings;
-                    old.rate_limit = new.rate_limit;
-                }
-                if restart.is_empty() {
-                    tracing::info!("SIGHUP: config reloaded ({reloaded})");
-                } else {
-                    tracing::warn!(
-                        "SIGHUP: {reloaded} reloaded; changes to {} take effect after a restart",
-                        restart.join(", ")
+                LivePart::Dns => {
+                    let (Some(server), Some(running), Some(config)) =
+                        (&self.agent.dns, &mut self.config.agent.dns, &new.agent.dns)
+                    else {
+                        continue;
+                    };
+                    server.reload(
+                        config.zones.clone(),
+                        config.settings.clone(),
+                        config.rate_limit,
                     );
+                    for zone in config.zones.zones() {
+                        tracing::info!("SIGHUP: DNS zone {zone}");
+                    }
+                    running.zones = config.zones.clone();
+                    running.settings = config.settings.clone();
+                    running.rate_limit = config.rate_limit;
                 }
             }
         }
+        if plan.restart.is_empty() {
+            tracing::info!("SIGHUP: {plan}");
+        } else {
+            tracing::warn!("SIGHUP: {plan}");
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

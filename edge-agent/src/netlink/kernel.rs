@@ -56,7 +56,7 @@ use crate::bgp::message::Prefix;
 
 /// A kernel operation that failed, naming the operation (`what`, e.g.
 /// "adding route 192.0.2.2/32 via 198.51.100.2 dev #3 in table 4179
-/// (protocol 250)") so that the error reads well in a log.
+/// (protocol 242)") so that the error reads well in a log.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
     /// The kernel refused for lack of privilege (EPERM, EACCES).

@@ -21,7 +21,7 @@ use crate::bgp::message::Prefix;
 pub const DEFAULT_PORT: u16 = 4179;
 
 /// The overlay's settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverlayConfig {
     /// The control endpoint: the node's Internet-facing (underlay) address
     /// and port ([`DEFAULT_PORT`]). Dials to peers leave from this address
