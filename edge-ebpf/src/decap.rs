@@ -18,12 +18,11 @@ use crate::{
     flow,
     maps::{self, Attrs, ServiceCount, TRUSTED, Verdict, count_peer, count_service},
     packet::{adjust_head, bytes_at, frame_len, write_at},
-    parse::{self, Eth, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, L3, ethertype_of},
+    parse::{
+        self, Eth, GUE_LEN, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, L3, UDP_LEN, ethertype_of,
+    },
     service,
 };
-
-const UDP_LEN: usize = 8;
-const GUE_LEN: usize = 4;
 
 /// Whether `outer` is a tunnel packet addressed to this node.
 #[inline(always)]

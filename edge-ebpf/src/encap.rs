@@ -21,12 +21,11 @@ use crate::{
     maps::{self, Attrs, CONFIG, EGRESS, PEERS, Verdict, count_peer},
     packet::{adjust_head, write_at},
     parse::{
-        ETH_LEN, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, IPV4_LEN, IPV6_LEN, L3, ethertype_of,
+        ETH_LEN, GUE_LEN, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, IPV4_LEN, IPV6_LEN, L3, UDP_LEN,
+        ethertype_of,
     },
 };
 
-const UDP_LEN: usize = 8;
-const GUE_LEN: usize = 4;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const FIB_SUCCESS: i64 = 0;

@@ -27,6 +27,10 @@ const MAX_VLAN_TAGS: usize = 2;
 const MAX_IPV6_EXT: usize = 4;
 pub(crate) const IPV4_LEN: usize = 20;
 pub(crate) const IPV6_LEN: usize = 40;
+/// A UDP header.
+pub(crate) const UDP_LEN: usize = 8;
+/// The GUE header without optional fields (variant 0, draft-ietf-intarea-gue).
+pub(crate) const GUE_LEN: usize = 4;
 
 pub(crate) const IPPROTO_ICMP: u8 = 1;
 pub(crate) const IPPROTO_IPIP: u8 = 4;

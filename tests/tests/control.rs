@@ -224,6 +224,9 @@ fn a_passive_agent_accepts_the_routers_connection_and_announces_over_it() {
         "A's upstream connections"
     );
     let (_, remote) = &bgp_connections(&t.a)[0];
-    assert_ne!(remote, "198.51.100.1:179", "the router's end is its own port");
+    assert_ne!(
+        remote, "198.51.100.1:179",
+        "the router's end is its own port"
+    );
     assert_eq!(a.upstream[0].borrow().collisions, 0);
 }

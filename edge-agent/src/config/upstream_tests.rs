@@ -174,7 +174,9 @@ fn a_passive_neighbour_needs_an_address_of_its_family_to_listen_on() {
         Some("[2001:db8:ff::2]:179".parse().unwrap())
     );
     // An IPv4 one listens on the underlay address, at the session's port.
-    let c = ok(&minimal_with(&format!("{ISP}passive = true\nport = 1179\n")));
+    let c = ok(&minimal_with(&format!(
+        "{ISP}passive = true\nport = 1179\n"
+    )));
     assert_eq!(
         c.agent.upstream[0].listen_addr(),
         Some("198.51.100.2:1179".parse().unwrap())

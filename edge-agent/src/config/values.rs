@@ -235,7 +235,7 @@ pub(super) enum PrefixBad {
 }
 
 /// `AS_TRANS` (RFC 6793): a placeholder, never a real ASN.
-pub(super) const AS_TRANS: u32 = 23456;
+const AS_TRANS: u32 = crate::bgp::message::AS_TRANS as u32;
 
 /// An ASN that can be used on a BGP session: 1 to 4294967294, except
 /// AS_TRANS (23456) and the numbers IANA reserves (65535, 65552–131071).

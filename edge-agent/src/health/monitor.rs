@@ -12,7 +12,10 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Instant,
 };
 
@@ -31,8 +34,9 @@ use super::{
 };
 use crate::net::random;
 
-/// How many events wait for the consumer before new ones are dropped (and
-/// counted in [`Counters::events_dropped`]; the map stays exact).
+/// How many events wait for the consumer before new ones are dropped (and,
+/// once someone took [`HealthMonitor::events`], counted in
+/// [`Counters::events_dropped`]; the map stays exact).
 pub const EVENT_QUEUE: usize = 1024;
 
 /// The longest service name accepted.
@@ -188,6 +192,12 @@ struct Shared {
     cores: Mutex<BTreeMap<String, Core>>,
     status: watch::Sender<HealthMap>,
     events: mpsc::Sender<HealthEvent>,
+    /// Someone took the events' receiver: a full queue is then a
+    /// consumer falling behind, worth a warning. Until then (the daemon
+    /// never takes it; the map is what it reads) the queue only keeps the
+    /// first events for a late subscriber, and dropping later ones is not
+    /// news.
+    subscribed: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -272,6 +282,7 @@ impl HealthMonitor {
             cores: Mutex::new(cores),
             status: status_tx,
             events: events_tx,
+            subscribed: AtomicBool::new(false),
         });
         let tasks = prepared
             .into_iter()
@@ -303,11 +314,14 @@ impl HealthMonitor {
         self.status.borrow().clone()
     }
 
-    /// The stream of events; `None` after the first call (there is one
-    /// consumer). Events are queued up to [`EVENT_QUEUE`]; past that they
-    /// are dropped and counted, the map stays exact.
+    /// The stream of events, from the start; `None` after the first call
+    /// (there is one consumer). Events are queued up to [`EVENT_QUEUE`];
+    /// past that they are dropped and counted, the map stays exact. An
+    /// observer's hook (tests, tools): the agent itself reads the map.
     pub fn events(&mut self) -> Option<mpsc::Receiver<HealthEvent>> {
-        self.events.take()
+        let events = self.events.take()?;
+        self.shared.subscribed.store(true, Ordering::Relaxed);
+        Some(events)
     }
 
     /// Sets the administrative state of service `name`; the map is
@@ -446,10 +460,12 @@ impl Shared {
         suspected
     }
 
-    /// Queues `event`; counts it if the queue is full.
+    /// Queues `event`; counts it if the queue is full and someone reads it.
     fn emit(&self, event: HealthEvent) {
         match self.events.try_send(event) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) if !self.subscribed.load(Ordering::Relaxed) => {
+            }
             Err(mpsc::error::TrySendError::Full(event)) => {
                 warn!(service = %event.service, "health: event queue full, event dropped");
                 self.status.send_modify(|map| {

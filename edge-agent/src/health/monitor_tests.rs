@@ -306,3 +306,43 @@ fn stopping_ends_the_rounds() {
         assert_eq!(status.borrow()["web"].counters.rounds, rounds);
     });
 }
+
+#[test]
+fn a_full_event_queue_is_counted_only_when_someone_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").unwrap();
+    // Up: every drain and every auto changes the effective state.
+    let config = HealthConfig {
+        initial: Measured::Up,
+        ..fast()
+    };
+    let flip = |monitor: &HealthMonitor, times: usize| {
+        for i in 0..times {
+            let admin = if i % 2 == 0 {
+                AdminState::Drain
+            } else {
+                AdminState::Auto
+            };
+            monitor.set_admin("web", admin).unwrap();
+        }
+    };
+    let dropped = |monitor: &HealthMonitor| monitor.snapshot()["web"].counters.events_dropped;
+    runtime().block_on(async {
+        // Nobody took the events (the daemon): no warnings, no count.
+        let unread =
+            HealthMonitor::spawn(vec![check("web", vec![file_probe(&up)], config.clone())])
+                .unwrap();
+        flip(&unread, EVENT_QUEUE + 10);
+        assert_eq!(dropped(&unread), 0);
+        // A consumer that falls behind: counted.
+        let mut behind =
+            HealthMonitor::spawn(vec![check("web", vec![file_probe(&up)], config.clone())])
+                .unwrap();
+        let _events = behind.events().unwrap();
+        flip(&behind, EVENT_QUEUE + 10);
+        assert_eq!(dropped(&behind), 10);
+        unread.stop().await;
+        behind.stop().await;
+    });
+}
