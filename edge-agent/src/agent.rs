@@ -12,10 +12,7 @@ use std::{
     sync::Arc,
 };
 
-use tokio::{
-    net::TcpListener,
-    sync::{mpsc, watch},
-};
+use tokio::sync::{mpsc, watch};
 
 use crate::{
     authdns::{DnsConfig, DnsServer, ListenError},
@@ -256,7 +253,8 @@ impl Agent {
                 // Forwarding state was preserved across the restart.
                 gr.restarted = restarted;
             }
-            let (telemetry, status) = Telemetry::new();
+            let (mut telemetry, status) = Telemetry::new();
+            telemetry.log_as = Some(neighbor_config.peer.ip().to_string());
             let (inbound_tx, inbound) = mpsc::channel(4);
             if let Some(addr) = neighbor_config.listen_addr() {
                 inbound_routes
@@ -273,9 +271,19 @@ impl Agent {
             )));
             upstream.push(status);
         }
-        for (addr, listener) in listeners {
+        // Listening only now: connections that came before were refused by
+        // the kernel, not left waiting in a backlog through the warm-up.
+        for (addr, bound) in listeners {
             let routes = inbound_routes.remove(&addr).unwrap_or_default();
-            upstream_listeners.push(tokio::spawn(neighbor::listen(listener, routes)));
+            match bound.listen() {
+                Ok(listener) => {
+                    upstream_listeners.push(tokio::spawn(neighbor::listen(listener, routes)))
+                }
+                Err(error) => tracing::error!(
+                    %addr,
+                    "upstream BGP: cannot listen on {addr}: {error}; connections from the neighbours there are refused"
+                ),
+            }
         }
         Ok(Agent {
             overlay,
@@ -358,7 +366,7 @@ impl Agent {
 /// out, and only a warning says their connections cannot come in.
 fn bind_upstream(
     upstream: &[NeighborConfig],
-) -> Result<Vec<(SocketAddr, TcpListener)>, AgentError> {
+) -> Result<Vec<(SocketAddr, neighbor::Bound)>, AgentError> {
     let mut groups: BTreeMap<SocketAddr, Vec<&NeighborConfig>> = BTreeMap::new();
     for neighbor in upstream {
         if let Some(addr) = neighbor.listen_addr() {

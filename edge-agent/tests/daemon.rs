@@ -424,5 +424,11 @@ fn a_restart_with_keep_state_loses_neither_the_data_plane_nor_the_upstream_route
         readopted, program,
         "the new agent's program replaced the old one"
     );
-    assert!(route(&mut bird).contains("203.0.113.0/24"));
+    let after = route(&mut bird);
+    assert!(
+        after.contains("203.0.113.0/24"),
+        "BIRD:\n{after}\n{}\nagent:\n{}",
+        bird.query("show protocols all"),
+        second.log()
+    );
 }

@@ -26,6 +26,17 @@ impl Capture {
     pub fn lines(&self, needle: &str) -> usize {
         self.text().lines().filter(|l| l.contains(needle)).count()
     }
+
+    /// Runs `f` with every log line (info and above, plain text) written
+    /// here.
+    pub fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f)
+    }
 }
 
 impl Write for Capture {

@@ -60,7 +60,9 @@ impl Speaker {
                         .iter()
                         .map(|k| (config.peer.ip(), k.clone()))
                         .collect();
-                    let listener = neighbor::bind(addr, &keys).expect("listen for the neighbour");
+                    let listener = neighbor::bind(addr, &keys)
+                        .and_then(neighbor::Bound::listen)
+                        .expect("listen for the neighbour");
                     let routes = [(config.peer.ip(), inbound)].into_iter().collect();
                     tokio::spawn(neighbor::listen(listener, routes));
                 }

@@ -394,12 +394,7 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of descriptors and the like: wait a little.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
+            (stream, _) = crate::net::tcp::next_connection(&listener) => {
                 let Ok(slot) = shared.tcp_slots.clone().try_acquire_owned() else {
                     bump(&shared.counters.tcp_refused);
                     continue;

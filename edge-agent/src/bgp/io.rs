@@ -67,6 +67,10 @@ pub struct Telemetry {
     /// (`None`: they are counted and dropped). A full channel stops
     /// reading from the neighbour until it has room.
     pub feed: Option<mpsc::Sender<Feed>>,
+    /// The neighbour's name in log lines (an upstream neighbour's
+    /// address), if the executor is to log the session going up and down.
+    /// `None` where the caller logs it (the overlay's adjacencies).
+    pub log_as: Option<String>,
 }
 
 impl Telemetry {
@@ -80,6 +84,7 @@ impl Telemetry {
                 status,
                 events,
                 feed: None,
+                log_as: None,
             },
             receiver,
         )
@@ -165,6 +170,8 @@ where
     let mut connecting: Option<Connecting<S>> = None;
     let mut imports: VecDeque<Feed> = VecDeque::new();
     let mut buf = vec![0u8; READ_SIZE];
+    let mut was_up = false;
+    let mut failures = FailureLog::default();
     let now = std::time::Instant::now();
     speaker.set_intent(&intent.borrow_and_update(), now);
     if let Some((stream, ours)) = first {
@@ -202,6 +209,16 @@ where
                     telemetry.event(Event::StateChanged { from, to })
                 }
                 SpeakerEvent::Established(negotiated) => {
+                    was_up = true;
+                    if let Some(name) = &telemetry.log_as {
+                        tracing::info!(
+                            neighbor = %name,
+                            "upstream BGP session with {name} established: identifier {}, hold time {} s, families {:?}",
+                            negotiated.peer_bgp_id,
+                            negotiated.hold_time,
+                            negotiated.families,
+                        );
+                    }
                     telemetry.event(Event::Established(negotiated.clone()));
                     if telemetry.feed.is_some() {
                         imports.push_back(Feed::Established(negotiated));
@@ -213,6 +230,10 @@ where
                     }
                 }
                 SpeakerEvent::Down(reason) => {
+                    if let Some(name) = &telemetry.log_as {
+                        failures.log(name, &reason, was_up, now);
+                    }
+                    was_up = false;
                     telemetry.event(Event::Down(reason.clone()));
                     down = Some(reason);
                 }
@@ -245,7 +266,16 @@ where
                 let now = std::time::Instant::now();
                 match read {
                     Ok(0) | Err(_) => speaker.connection_lost(now),
-                    Ok(n) => speaker.received(&buf[..n], now),
+                    Ok(n) => {
+                        // What the agent wants, if it changed meanwhile,
+                        // first: these bytes may complete Established,
+                        // and what goes out before End-of-RIB must be the
+                        // latest.
+                        if intent.has_changed().unwrap_or(false) {
+                            speaker.set_intent(&intent.borrow_and_update(), now);
+                        }
+                        speaker.received(&buf[..n], now)
+                    }
                 }
             }
             written = write_some(writer, pending) => {
@@ -295,6 +325,42 @@ where
             },
             () = sleep_until(deadline) => speaker.handle_timeout(std::time::Instant::now()),
         }
+    }
+}
+
+/// Sessions that fail before Established are logged at most this often.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Log lines for a session going down: every time it was Established, at
+/// most once every [`FAILURE_LOG_EVERY`] (with how many were not logged)
+/// when it never got there, as a neighbour refusing our OPEN would repeat
+/// it at every retry.
+#[derive(Default)]
+struct FailureLog {
+    logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl FailureLog {
+    fn log(&mut self, name: &str, reason: &DownReason, was_up: bool, now: std::time::Instant) {
+        if was_up {
+            tracing::info!(neighbor = %name, "upstream BGP session with {name} down: {reason}");
+            return;
+        }
+        if self
+            .logged
+            .is_some_and(|at| now.duration_since(at) < FAILURE_LOG_EVERY)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        let more = match self.unlogged {
+            0 => String::new(),
+            n => format!(" ({n} more failures since the last line)"),
+        };
+        tracing::warn!(neighbor = %name, "upstream BGP session with {name} failed before Established: {reason}{more}");
+        self.logged = Some(now);
+        self.unlogged = 0;
     }
 }
 

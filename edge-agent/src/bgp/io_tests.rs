@@ -430,3 +430,44 @@ fn a_neighbour_flooding_updates_is_held_back_by_the_importer_and_nothing_is_lost
         assert_eq!(status.borrow().received_prefixes, sent as usize);
     });
 }
+
+#[test]
+fn failures_before_established_are_logged_once_a_minute_and_every_session_down() {
+    let capture = edge_tests::logs::Capture::new();
+    capture.during(|| {
+        let mut log = FailureLog::default();
+        let t0 = Instant::now();
+        let refused = DownReason::NotificationReceived(Notification {
+            code: 2,
+            subcode: 2,
+            data: vec![],
+        });
+        // A neighbour refusing our OPEN at every retry, for two minutes.
+        for i in 0..24 {
+            log.log(
+                "198.51.100.1",
+                &refused,
+                false,
+                t0 + Duration::from_secs(5 * i),
+            );
+        }
+        // An Established session going down is always news.
+        log.log(
+            "198.51.100.1",
+            &DownReason::TransportClosed,
+            true,
+            t0 + Duration::from_secs(121),
+        );
+    });
+    assert_eq!(
+        capture.lines("failed before Established"),
+        2,
+        "{}",
+        capture.text()
+    );
+    assert_eq!(capture.lines("(11 more failures since the last line)"), 1);
+    assert_eq!(
+        capture.lines("down: the connection failed or was closed"),
+        1
+    );
+}

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     io,
     net::{IpAddr, SocketAddr},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -79,12 +79,28 @@ pub async fn run(
 /// Accepts BGP connections on `listener` and hands each to the neighbour
 /// whose address it comes from (`neighbors`); others, and connections a
 /// neighbour has no room for (it is already deciding between several), are
-/// closed at once. TCP MD5 keys must already be set on the listening socket
+/// closed at once. Connections from addresses that are not neighbours are
+/// logged at most once every [`REFUSAL_LOG_EVERY`], with how many there
+/// were. TCP MD5 keys must already be set on the listening socket
 /// ([`bind`]).
 pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Sender<TcpStream>>) {
+    let mut logged: Option<Instant> = None;
+    let mut unlogged = 0u64;
     loop {
         let (stream, from) = tcp::next_connection(&listener).await;
         let Some(neighbor) = neighbors.get(&from.ip()) else {
+            unlogged += 1;
+            let now = Instant::now();
+            if logged.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY) {
+                let local = listener.local_addr().ok();
+                tracing::warn!(
+                    %from,
+                    "upstream BGP: refused {unlogged} connection(s) to {} from addresses that are not configured neighbours, the latest from {from}",
+                    local.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                );
+                logged = Some(now);
+                unlogged = 0;
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -93,10 +109,16 @@ pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Send
     }
 }
 
-/// A listening socket on `addr` that accepts the TCP MD5 keys of the
-/// neighbours that have one. It binds even before `addr` is configured on
-/// an interface (IP_FREEBIND), as the agent may start before the network.
-pub fn bind(addr: SocketAddr, keys: &[(IpAddr, Vec<u8>)]) -> io::Result<TcpListener> {
+/// Connections from strangers are logged at most this often.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// A socket bound on `addr` that accepts the TCP MD5 keys of the
+/// neighbours that have one, not listening yet ([`Bound::listen`]): until
+/// then the kernel refuses connections instead of completing them into a
+/// backlog nobody reads, where a neighbour would wait and time out. It
+/// binds even before `addr` is configured on an interface (IP_FREEBIND),
+/// as the agent may start before the network.
+pub fn bind(addr: SocketAddr, keys: &[(IpAddr, Vec<u8>)]) -> io::Result<Bound> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     for (peer, key) in keys {
@@ -111,8 +133,19 @@ pub fn bind(addr: SocketAddr, keys: &[(IpAddr, Vec<u8>)]) -> io::Result<TcpListe
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(64)?;
-    TcpListener::from_std(socket.into())
+    Ok(Bound(socket))
+}
+
+/// A bound socket for neighbours' connections, see [`bind`].
+#[derive(Debug)]
+pub struct Bound(socket2::Socket);
+
+impl Bound {
+    /// Starts accepting connections (inside a tokio runtime).
+    pub fn listen(self) -> io::Result<TcpListener> {
+        self.0.listen(64)?;
+        TcpListener::from_std(self.0.into())
+    }
 }
 
 /// Connects to the neighbour, signing with the MD5 key if there is one,

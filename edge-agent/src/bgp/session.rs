@@ -101,6 +101,17 @@ pub enum DownReason {
     TransportClosed,
 }
 
+impl std::fmt::Display for DownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownReason::Stopped => f.write_str("stopped by the agent"),
+            DownReason::NotificationReceived(n) => write!(f, "the neighbour sent {n}"),
+            DownReason::NotificationSent(n) => write!(f, "we sent {n}"),
+            DownReason::TransportClosed => f.write_str("the connection failed or was closed"),
+        }
+    }
+}
+
 /// An input to the state machine.
 #[allow(
     clippy::large_enum_variant,

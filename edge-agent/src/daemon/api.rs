@@ -9,7 +9,6 @@ use std::{
     io,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
@@ -172,10 +171,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ApiError> {
 /// Serves clients on `listener`, handing each request to `requests`.
 pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
+        let (stream, _) = crate::net::tcp::next_connection(&listener).await;
         let requests = requests.clone();
         tokio::spawn(async move {
             let (reader, mut writer) = stream.into_split();

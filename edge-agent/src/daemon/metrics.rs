@@ -348,10 +348,7 @@ fn encode_dns(registry: &mut Registry, dns: &super::status::DnsDoc) {
 /// current text.
 pub async fn serve(listener: TcpListener, scrape: mpsc::Sender<oneshot::Sender<String>>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
+        let (mut stream, _) = crate::net::tcp::next_connection(&listener).await;
         let scrape = scrape.clone();
         tokio::spawn(async move {
             let mut request = Vec::with_capacity(1024);

@@ -961,12 +961,7 @@ fn discovery_adds_allowed_peers_and_ignores_the_rest() {
 #[test]
 fn refusals_are_all_counted_but_logged_once_a_minute_per_source_and_reason() {
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    capture.during(|| {
         let mut node = Node::new(Setup::default());
         let refuse = |node: &mut Node, source: &str, refusal: Refusal| {
             node.event(OverlayEvent::Refused {

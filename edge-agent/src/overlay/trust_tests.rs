@@ -278,16 +278,10 @@ async fn client_without_the_alpn_protocol_is_refused() {
     assert_eq!(read.unwrap(), ACCEPTED);
 }
 
-/// Deterministic bytes (xorshift).
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
+/// Deterministic bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = crate::net::random::Seeded::new(seed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 #[tokio::test]
