@@ -256,7 +256,10 @@ impl Agent {
             let (mut telemetry, status) = Telemetry::new();
             telemetry.log_as = Some(neighbor_config.peer.ip().to_string());
             let (inbound_tx, inbound) = mpsc::channel(4);
-            if let Some(addr) = neighbor_config.listen_addr() {
+            if let Some(addr) = neighbor_config
+                .listen_addr()
+                .filter(|_| neighbor_config.session.passive)
+            {
                 inbound_routes
                     .entry(addr)
                     .or_default()
@@ -281,7 +284,7 @@ impl Agent {
                 }
                 Err(error) => tracing::error!(
                     %addr,
-                    "upstream BGP: cannot listen on {addr}: {error}; connections from the neighbours there are refused"
+                    "upstream BGP: cannot listen on {addr}: {error}; the passive neighbours there cannot connect"
                 ),
             }
         }
@@ -359,47 +362,42 @@ impl Agent {
     }
 }
 
-/// Binds a listening socket for the upstream neighbours' connections on
-/// each of our addresses toward them (with every TCP MD5 key of the
-/// neighbours reached there). A passive neighbour has no other way in, so
-/// failing to listen for it fails the start; active ones still connect
-/// out, and only a warning says their connections cannot come in.
+/// Binds a socket for the passive upstream neighbours' connections on each
+/// of our addresses toward them (with every TCP MD5 key of the neighbours
+/// reached there); it listens once the sessions start. Active neighbours
+/// are only connected to: their routers' own attempts are refused by the
+/// kernel, so that a session never starts with a collision: closing one of
+/// the two connections made a router doing graceful restart for us (BIRD)
+/// flush the routes it was keeping.
 fn bind_upstream(
     upstream: &[NeighborConfig],
 ) -> Result<Vec<(SocketAddr, neighbor::Bound)>, AgentError> {
     let mut groups: BTreeMap<SocketAddr, Vec<&NeighborConfig>> = BTreeMap::new();
-    for neighbor in upstream {
+    for neighbor in upstream.iter().filter(|n| n.session.passive) {
         if let Some(addr) = neighbor.listen_addr() {
             groups.entry(addr).or_default().push(neighbor);
         }
     }
-    let mut listeners = Vec::new();
-    for (addr, neighbors) in groups {
-        let keys: Vec<(IpAddr, Vec<u8>)> = neighbors
-            .iter()
-            .filter_map(|n| n.md5_key.clone().map(|k| (n.peer.ip(), k)))
-            .collect();
-        let names = neighbors
-            .iter()
-            .map(|n| n.peer.ip().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        match neighbor::bind(addr, &keys) {
-            Ok(listener) => listeners.push((addr, listener)),
-            Err(source) if neighbors.iter().any(|n| n.session.passive) => {
-                return Err(AgentError::UpstreamListen {
+    groups
+        .into_iter()
+        .map(|(addr, neighbors)| {
+            let keys: Vec<(IpAddr, Vec<u8>)> = neighbors
+                .iter()
+                .filter_map(|n| n.md5_key.clone().map(|k| (n.peer.ip(), k)))
+                .collect();
+            neighbor::bind(addr, &keys)
+                .map(|bound| (addr, bound))
+                .map_err(|source| AgentError::UpstreamListen {
                     addr,
-                    neighbors: names,
+                    neighbors: neighbors
+                        .iter()
+                        .map(|n| n.peer.ip().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     source,
-                });
-            }
-            Err(error) => tracing::warn!(
-                %addr,
-                "upstream BGP: cannot listen on {addr} for {names}: {error}; we connect to them, but their connections to us are not accepted"
-            ),
-        }
-    }
-    Ok(listeners)
+                })
+        })
+        .collect()
 }
 
 /// Waits, at most [`WARM_UP`], until the kernel has been reconciled once,

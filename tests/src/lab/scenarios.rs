@@ -127,6 +127,12 @@ fn service_failure(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
     let failover = until_served("client1", Duration::from_secs(10), |p| p != "pop-a");
     let after = bgp_view(lab);
     let unchanged = before == after;
+    if !unchanged {
+        log(&format!(
+            "isp1 before:\n{}\n{}\nisp1 after:\n{}\n{}",
+            before.0, before.1, after.0, after.1
+        ));
+    }
     match &failover {
         Ok((t, pop)) => log(&format!(
             "client1 answered by {pop} via the overlay after {t:.2?}; isp1's BGP unchanged: {unchanged}"
