@@ -171,6 +171,7 @@ where
     let mut imports: VecDeque<Feed> = VecDeque::new();
     let mut buf = vec![0u8; READ_SIZE];
     let mut was_up = false;
+    let mut agent_gone = false;
     let mut failures = FailureLog::default();
     let now = std::time::Instant::now();
     speaker.set_intent(&intent.borrow_and_update(), now);
@@ -302,12 +303,14 @@ where
                 arrived = Some(stream);
                 speaker.neighbour_connected(std::time::Instant::now());
             }
-            changed = intent.changed() => {
+            changed = intent.changed(), if !agent_gone => {
                 let now = std::time::Instant::now();
                 match changed {
                     Ok(()) => speaker.set_intent(&intent.borrow_and_update(), now),
-                    // The agent is gone: leave as it would have.
+                    // The agent is gone: leave as it would have (once; a
+                    // closed channel is ready at every poll).
                     Err(_) => {
+                        agent_gone = true;
                         let mut last = intent.borrow().clone();
                         last.stop("edge agent stopping");
                         speaker.set_intent(&last, now);
