@@ -366,9 +366,9 @@ impl Agent {
 /// of our addresses toward them (with every TCP MD5 key of the neighbours
 /// reached there); it listens once the sessions start. Active neighbours
 /// are only connected to: their routers' own attempts are refused by the
-/// kernel, so that a session never starts with a collision: closing one of
-/// the two connections made a router doing graceful restart for us (BIRD)
-/// flush the routes it was keeping.
+/// kernel, so that a session never starts with a collision: closing a
+/// connection a router had opened to us made it (BIRD, doing graceful
+/// restart for us) flush the routes it was keeping.
 fn bind_upstream(
     upstream: &[NeighborConfig],
 ) -> Result<Vec<(SocketAddr, neighbor::Bound)>, AgentError> {

@@ -104,9 +104,12 @@ fn nearest(log: &mut dyn FnMut(&str)) -> Outcome {
 }
 
 /// The best route of the anycast prefix at `isp`, and its import counters
-/// from pop-a: what must not move when a service fails.
+/// from pop-a: what must not move when a service fails. The times BIRD
+/// prints with each route are left out: it derives them from its
+/// monotonic clock at every `show`, so the same route can print a
+/// millisecond apart; a route announced again moves the counters.
 fn bgp_view(lab: &Lab) -> (String, String) {
-    let route = lab.birdc("isp1", "show route 203.0.113.0/24");
+    let route = without_times(&lab.birdc("isp1", "show route 203.0.113.0/24"));
     let updates = lab
         .birdc("isp1", "show protocols all pop_a")
         .lines()
@@ -114,6 +117,28 @@ fn bgp_view(lab: &Lab) -> (String, String) {
         .unwrap_or_default()
         .to_string();
     (route, updates)
+}
+
+/// `text` without the `HH:MM:SS.mmm` times BIRD puts in `show route`.
+fn without_times(text: &str) -> String {
+    let is_time = |token: &str| {
+        let t = token.trim_end_matches(']');
+        t.len() == 12
+            && t.char_indices().all(|(i, c)| match i {
+                2 | 5 => c == ':',
+                8 => c == '.',
+                _ => c.is_ascii_digit(),
+            })
+    };
+    text.lines()
+        .map(|line| {
+            line.split_whitespace()
+                .filter(|token| !is_time(token))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn service_failure(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
@@ -460,5 +485,23 @@ fn restart(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
             format!("{sent} requests, {failed} lost; agent back in {took:.2?}"),
         ),
         Err(e) => outcome(NAME, false, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_times;
+
+    #[test]
+    fn route_times_are_left_out_and_nothing_else() {
+        let a = "203.0.113.0/24       unicast [pop_a 15:09:11.157] * (100) [AS64500i]\n\tvia 198.51.100.2 on i1-a";
+        let b = "203.0.113.0/24       unicast [pop_a 15:09:11.156] * (100) [AS64500i]\n\tvia 198.51.100.2 on i1-a";
+        let c = "203.0.113.0/24       unicast [isp2 15:09:11.156] * (100) [AS64500i]\n\tvia 198.51.100.98 on i1-i2";
+        assert_eq!(without_times(a), without_times(b));
+        assert_ne!(without_times(a), without_times(c));
+        assert_eq!(
+            without_times(a),
+            "203.0.113.0/24 unicast [pop_a * (100) [AS64500i]\nvia 198.51.100.2 on i1-a"
+        );
     }
 }
