@@ -29,7 +29,7 @@ use edge_tests::{
     netns::Netns,
     pins::PinDir,
     plan::VIP_WEB_V4,
-    pops::{Conn, Upstream, Web, build, lab, node},
+    pops::{Conn, Topology, Upstream, Web, build, lab, node},
     privilege::require_root,
 };
 
@@ -48,33 +48,40 @@ fn served_by(c: &Netns) -> String {
     conn.ask("who")
 }
 
-#[test]
-fn a_failed_service_is_forwarded_to_a_peer_without_touching_internet_bgp() {
-    if !require_root("a_failed_service_is_forwarded_to_a_peer_without_touching_internet_bgp") {
-        return;
-    }
+/// The topology with the router's BIRD, and nodes A (its upstream session
+/// to BIRD passive if `passive`) and B running, each with the web VIP on
+/// edge0 (the reconcilers ran; the servers may start). Dropped in reverse:
+/// the agents before their pins, the router and the namespaces.
+fn two_nodes(passive: bool) -> (Topology, Upstream, (PinDir, PinDir), NodeAgent, NodeAgent) {
     let t = build();
-    // Frames A sends back out of a0 (XDP_TX) arrive only where the other
-    // end has an XDP program.
-    let mut upstream = Upstream::start(&t);
-    let bird = &mut upstream.bird;
+    let upstream = Upstream::start(&t);
     let lab = lab();
     let (pins_a, pins_b) = (PinDir::new(), PinDir::new());
-    let a = NodeAgent::start(
-        &t.a,
-        node(&lab, 1, "pop-a", ("pop-b", 2), "a0", true, &pins_a),
-    );
+    let mut config = node(&lab, 1, "pop-a", ("pop-b", 2), "a0", true, &pins_a);
+    config.upstream[0].session.passive = passive;
+    let a = NodeAgent::start(&t.a, config);
     let b = NodeAgent::start(
         &t.b,
         node(&lab, 2, "pop-b", ("pop-a", 1), "b0", false, &pins_b),
     );
-    // The VIP is on edge0 once the reconcilers ran; then the servers start.
     wait("A's VIP", &a.control, |_| {
         stdout_of(t.a.command("ip").args(["addr", "show", "dev", "edge0"])).contains("203.0.113.10")
     });
     wait("B's VIP", &b.control, |_| {
         stdout_of(t.b.command("ip").args(["addr", "show", "dev", "edge0"])).contains("203.0.113.10")
     });
+    (t, upstream, (pins_a, pins_b), a, b)
+}
+
+#[test]
+fn a_failed_service_is_forwarded_to_a_peer_without_touching_internet_bgp() {
+    if !require_root("a_failed_service_is_forwarded_to_a_peer_without_touching_internet_bgp") {
+        return;
+    }
+    // Frames A sends back out of a0 (XDP_TX) arrive only where the other
+    // end has an XDP program.
+    let (t, mut upstream, (pins_a, pins_b), a, b) = two_nodes(false);
+    let bird = &mut upstream.bird;
     let web_a = Web::start(&t.a, "pop-a");
     let _web_b = Web::start(&t.b, "pop-b");
     let vip = IpAddr::from(VIP_WEB_V4);
@@ -188,21 +195,8 @@ fn a_passive_agent_accepts_the_routers_connection_and_announces_over_it() {
     if !require_root("a_passive_agent_accepts_the_routers_connection_and_announces_over_it") {
         return;
     }
-    let t = build();
-    let mut upstream = Upstream::start(&t);
+    let (t, mut upstream, _pins, a, _b) = two_nodes(true);
     let bird = &mut upstream.bird;
-    let lab = lab();
-    let (pins_a, pins_b) = (PinDir::new(), PinDir::new());
-    let mut config = node(&lab, 1, "pop-a", ("pop-b", 2), "a0", true, &pins_a);
-    config.upstream[0].session.passive = true;
-    let a = NodeAgent::start(&t.a, config);
-    let _b = NodeAgent::start(
-        &t.b,
-        node(&lab, 2, "pop-b", ("pop-a", 1), "b0", false, &pins_b),
-    );
-    wait("A's VIP", &a.control, |_| {
-        stdout_of(t.a.command("ip").args(["addr", "show", "dev", "edge0"])).contains("203.0.113.10")
-    });
     let _web = Web::start(&t.a, "pop-a");
     wait("A announced upstream", &a.upstream[0], |s| {
         s.state == Some(State::Established) && !s.announced.is_empty()

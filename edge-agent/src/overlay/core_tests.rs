@@ -12,15 +12,12 @@ use std::{
 use edge_tests::logs::Capture;
 
 use super::*;
-use crate::{
-    bgp::message::{Attributes, LargeCommunity},
-    overlay::{
-        adjacency::Timers,
-        discovery::Source,
-        import::test_policy,
-        pki::Validity,
-        test_lab::{Lab, handshake, id},
-    },
+use crate::overlay::{
+    adjacency::Timers,
+    discovery::Source,
+    import::test_policy,
+    pki::Validity,
+    test_lab::{Lab, announce, handshake, id, private_route},
 };
 
 const A: &str = "pop-a";
@@ -290,27 +287,6 @@ fn dials(effects: &[OverlayEffect]) -> Vec<Identity> {
             _ => None,
         })
         .collect()
-}
-
-fn announce(prefixes: &[&str], next_hop: &str) -> Update {
-    Update {
-        attributes: Attributes {
-            next_hop: Some(next_hop.parse().unwrap()),
-            ..Attributes::default()
-        },
-        nlri: prefixes.iter().map(|s| p(s)).collect(),
-        ..Update::default()
-    }
-}
-
-fn private_route(addr: &str, next_hop: &str) -> Update {
-    let mut update = announce(&[addr], next_hop);
-    update.attributes.large_communities = vec![LargeCommunity {
-        global: 64500,
-        local1: PRIVATE_UNDERLAY,
-        local2: 0,
-    }];
-    update
 }
 
 fn keys(routes: &Routes) -> BTreeSet<Prefix> {

@@ -2,8 +2,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::*;
 use crate::{
-    bgp::message::{Attributes, Family, LargeCommunity, MpReach, MpUnreach},
-    overlay::import::PRIVATE_UNDERLAY,
+    bgp::message::{Attributes, Family, MpReach, MpUnreach},
+    overlay::test_lab::{announce, private_route},
 };
 
 fn policy(max: usize) -> ImportPolicy {
@@ -20,17 +20,6 @@ fn ip(s: &str) -> IpAddr {
 
 fn p(s: &str) -> Prefix {
     s.parse().unwrap()
-}
-
-fn announce(prefixes: &[&str], nh: &str) -> Update {
-    Update {
-        attributes: Attributes {
-            next_hop: Some(nh.parse().unwrap()),
-            ..Attributes::default()
-        },
-        nlri: prefixes.iter().map(|s| p(s)).collect(),
-        ..Update::default()
-    }
 }
 
 fn announce_v6(prefixes: &[&str], nh: &str) -> Update {
@@ -53,16 +42,6 @@ fn withdraw(prefixes: &[&str]) -> Update {
         withdrawn: prefixes.iter().map(|s| p(s)).collect(),
         ..Update::default()
     }
-}
-
-fn private(addr: &str, nh: &str) -> Update {
-    let mut u = announce(&[addr], nh);
-    u.attributes.large_communities = vec![LargeCommunity {
-        global: 64500,
-        local1: PRIVATE_UNDERLAY,
-        local2: 0,
-    }];
-    u
 }
 
 #[test]
@@ -245,8 +224,14 @@ fn private_transport_only_when_allowed_and_working() {
     rib.peer_up(&id("c"), ip("198.51.100.3"), false);
     rib.update(&id("b"), &announce(&["203.0.113.10/32"], "198.51.100.2"));
     rib.update(&id("c"), &announce(&["203.0.113.10/32"], "198.51.100.3"));
-    rib.update(&id("b"), &private("198.51.100.130/32", "198.51.100.2"));
-    rib.update(&id("c"), &private("198.51.100.131/32", "198.51.100.3"));
+    rib.update(
+        &id("b"),
+        &private_route("198.51.100.130/32", "198.51.100.2"),
+    );
+    rib.update(
+        &id("c"),
+        &private_route("198.51.100.131/32", "198.51.100.3"),
+    );
     assert_eq!(rib.private_candidate(&id("b")), Some(ip("198.51.100.130")));
     assert_eq!(rib.private_candidate(&id("c")), None);
     // Announced but not yet probed: the Internet underlay.

@@ -1,7 +1,7 @@
 //! Lab trust material for the overlay's unit tests: a CA (and another
 //! one), node certificates and CRLs from `pki.rs`, written to a private
 //! temporary directory that is removed on drop, and real handshakes over
-//! in-memory streams.
+//! in-memory streams; and the UPDATEs peers send in those tests.
 
 use std::{
     fs,
@@ -11,10 +11,13 @@ use std::{
 };
 
 use tokio::io::{DuplexStream, duplex};
+
+use crate::bgp::message::{Attributes, LargeCommunity, Update};
 use tokio_rustls::TlsStream;
 
 use super::{
     identity::Identity,
+    import::PRIVATE_UNDERLAY,
     pki::{self, Pem, Validity},
     trust::{Authenticated, Refusal, Trust, TrustConfig},
 };
@@ -126,4 +129,28 @@ pub(crate) async fn handshake(server: &Trust, client: &Trust, claimed: &str) -> 
     let (a, b) = duplex(64 * 1024);
     let claimed = id(claimed);
     tokio::join!(server.accept(a), client.connect(b, &claimed))
+}
+
+/// An UPDATE announcing `prefixes` (IPv4) with next hop `next_hop`.
+pub(crate) fn announce(prefixes: &[&str], next_hop: &str) -> Update {
+    Update {
+        attributes: Attributes {
+            next_hop: Some(next_hop.parse().unwrap()),
+            ..Attributes::default()
+        },
+        nlri: prefixes.iter().map(|s| s.parse().unwrap()).collect(),
+        ..Update::default()
+    }
+}
+
+/// An UPDATE announcing `addr` as the peer's private underlay address
+/// (marked with [`PRIVATE_UNDERLAY`]).
+pub(crate) fn private_route(addr: &str, next_hop: &str) -> Update {
+    let mut update = announce(&[addr], next_hop);
+    update.attributes.large_communities = vec![LargeCommunity {
+        global: 64500,
+        local1: PRIVATE_UNDERLAY,
+        local2: 0,
+    }];
+    update
 }
