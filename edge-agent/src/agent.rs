@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     authdns::{DnsConfig, DnsServer, ListenError},
+    bfd::{Bfd, BfdError, BfdStatus, Hop, SessionKey},
     bgp::{
         io::Telemetry,
         neighbor::{self, NeighborConfig},
@@ -84,6 +85,9 @@ pub enum AgentError {
     /// The DNS service.
     #[error(transparent)]
     Dns(#[from] ListenError),
+    /// BFD.
+    #[error(transparent)]
+    Bfd(#[from] BfdError),
     /// BGP cannot listen for the upstream neighbours' connections.
     #[error(
         "upstream BGP: cannot listen on {addr} for {neighbors}: {source} (is another BGP daemon using the port?)"
@@ -110,6 +114,11 @@ pub struct Agent {
     pub control: Control,
     /// Each upstream neighbour's status.
     pub upstream: Vec<watch::Receiver<Status>>,
+    /// Each upstream neighbour's BFD session, if it has one (in the order
+    /// of `upstream`).
+    pub upstream_bfd: Vec<Option<watch::Receiver<BfdStatus>>>,
+    /// The node's BFD, if any session uses it.
+    pub bfd: Option<Bfd>,
     /// The authoritative DNS service, if configured.
     pub dns: Option<DnsServer>,
     upstream_intents: Vec<watch::Sender<Intent>>,
@@ -130,6 +139,29 @@ impl Agent {
         // Before anything touches the kernel: a port we cannot have fails
         // the start cleanly.
         let listeners = bind_upstream(&config.upstream)?;
+        // BFD runs from the start, independent of the BGP sessions it
+        // guards, so that a dead path is known before a session starts.
+        let bfd = (config.upstream.iter().any(|n| n.bfd.is_some()) || config.overlay.bfd.is_some())
+            .then(Bfd::spawn);
+        let mut upstream_bfd = Vec::new();
+        for neighbor in &config.upstream {
+            let session = match (&bfd, &neighbor.bfd) {
+                (Some(bfd), Some(settings)) => Some(
+                    bfd.add(
+                        format!("upstream {}", neighbor.peer.ip()),
+                        SessionKey {
+                            peer: neighbor.peer.ip(),
+                            local: neighbor.local,
+                            hop: Hop::Single,
+                        },
+                        settings.clone(),
+                    )
+                    .await?,
+                ),
+                _ => None,
+            };
+            upstream_bfd.push(session);
+        }
         let mut dataplane = Dataplane::load(&config.load)?;
         dataplane.set_config(&config.node)?;
         // With pins, a running data plane is re-adopted: its maps are
@@ -246,9 +278,15 @@ impl Agent {
         let mut upstream_listeners = Vec::new();
         let mut inbound_routes: HashMap<SocketAddr, HashMap<IpAddr, mpsc::Sender<_>>> =
             HashMap::new();
-        for (mut neighbor_config, intent) in
-            config.upstream.clone().into_iter().zip(&upstream_intents)
+        let mut upstream_liveness = Vec::new();
+        for ((mut neighbor_config, intent), bfd) in config
+            .upstream
+            .clone()
+            .into_iter()
+            .zip(&upstream_intents)
+            .zip(upstream_bfd)
         {
+            upstream_liveness.push(bfd.as_ref().map(|b| b.status.clone()));
             if let Some(gr) = &mut neighbor_config.session.graceful_restart {
                 // Forwarding state was preserved across the restart.
                 gr.restarted = restarted;
@@ -271,6 +309,7 @@ impl Agent {
                 intent,
                 inbound,
                 telemetry,
+                bfd,
             )));
             upstream.push(status);
         }
@@ -294,6 +333,8 @@ impl Agent {
             health,
             control,
             upstream,
+            upstream_bfd: upstream_liveness,
+            bfd,
             dns,
             upstream_intents,
             upstream_tasks,

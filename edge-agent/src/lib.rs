@@ -6,6 +6,8 @@
 //! - the data plane ([`dataplane`]): loading the embedded XDP object,
 //!   attaching and pinning it, filling its maps (with the [`maglev`]
 //!   tables) and reading its counters;
+//! - BFD ([`bfd`]): sub-second detection of dead paths to upstream
+//!   routers and overlay peers;
 //! - the BGP speaker ([`bgp`]): the upstream sessions, and the iBGP the
 //!   overlay speaks;
 //! - the overlay between edge nodes ([`overlay`]): discovery, mutual TLS,
@@ -23,6 +25,7 @@
 
 pub mod agent;
 pub mod authdns;
+pub mod bfd;
 pub mod bgp;
 pub mod config;
 pub mod control;

@@ -118,6 +118,7 @@ fn every_broken_config_has_a_test() {
         "asn_out_of_range",
         "bad_allow_identity",
         "bad_probe_url",
+        "bfd_settings",
         "dns_service_ports",
         "dns_zones",
         "duplicate_upstream",
@@ -247,6 +248,11 @@ fn service_id_collision() {
 #[test]
 fn bad_probe_url() {
     broken("bad_probe_url");
+}
+
+#[test]
+fn bfd_settings() {
+    broken("bfd_settings");
 }
 
 #[test]

@@ -74,6 +74,33 @@ impl Netns {
         cmd
     }
 
+    /// Loads an nftables ruleset (`nft -f -`) in this namespace, panicking
+    /// with nft's error on failure: the way tests make a path fail
+    /// silently (this kernel has no netem).
+    pub fn nft(&self, ruleset: &str) {
+        use std::io::Write;
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run nft (is the nftables package installed?)");
+        child
+            .stdin
+            .take()
+            .expect("nft's stdin")
+            .write_all(ruleset.as_bytes())
+            .expect("write the ruleset to nft");
+        let out = child.wait_with_output().expect("wait for nft");
+        assert!(
+            out.status.success(),
+            "nft in {}: {}\nruleset:\n{ruleset}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Adds `cidr` to `dev`; IPv6 addresses skip duplicate address
     /// detection so they are usable at once.
     pub fn add_addr(&self, dev: &str, cidr: &str) {

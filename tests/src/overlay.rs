@@ -257,6 +257,7 @@ pub fn config(lab: &Lab, n: u8, name: &str, allow: &[&str], peers: &[(&str, u8)]
             initial_spread: Duration::from_millis(200),
             defer: Duration::from_millis(500),
         },
+        bfd: None,
         trust_check: Duration::from_millis(200),
         max_handshakes: 16,
         advertise_after_trust: false,

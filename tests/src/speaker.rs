@@ -8,12 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edge_agent::bgp::{
-    io::{Event, Telemetry},
-    message::Prefix,
-    neighbor::{self, NeighborConfig},
-    rib_out::OriginAttrs,
-    speaker::{Intent, Status},
+use edge_agent::{
+    bfd::{Bfd, BfdStatus, Hop, SessionKey},
+    bgp::{
+        io::{Event, Telemetry},
+        message::Prefix,
+        neighbor::{self, NeighborConfig},
+        rib_out::OriginAttrs,
+        speaker::{Intent, Status},
+    },
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -27,6 +30,8 @@ pub struct Speaker {
     pub status: watch::Receiver<Status>,
     /// The neighbour's events, from the start.
     pub events: broadcast::Receiver<Event>,
+    /// The BFD session to the neighbour, if `config.bfd` asked for one.
+    pub bfd: Option<watch::Receiver<BfdStatus>>,
     crash: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -50,9 +55,29 @@ impl Speaker {
         let events = telemetry.events.subscribe();
         let (crash, crash_rx) = oneshot::channel::<()>();
         let name = ns.name().to_owned();
+        let (bfd_tx, bfd_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = crate::netns::runtime_in(&name);
             runtime.block_on(async move {
+                let bfd = match &config.bfd {
+                    Some(bfd) => {
+                        let key = SessionKey {
+                            peer: config.peer.ip(),
+                            local: config.local,
+                            hop: Hop::Single,
+                        };
+                        let session = Bfd::spawn()
+                            .add(format!("upstream {}", config.peer.ip()), key, bfd.clone())
+                            .await
+                            .expect("start the BFD session");
+                        let _ = bfd_tx.send(Some(session.status.clone()));
+                        Some(session)
+                    }
+                    None => {
+                        let _ = bfd_tx.send(None);
+                        None
+                    }
+                };
                 let (inbound, inbound_rx) = mpsc::channel(4);
                 if let Some(addr) = listen {
                     let keys: Vec<_> = config
@@ -67,16 +92,18 @@ impl Speaker {
                     tokio::spawn(neighbor::listen(listener, routes));
                 }
                 tokio::select! {
-                    () = neighbor::run(config, intent_rx, inbound_rx, telemetry) => {}
+                    () = neighbor::run(config, intent_rx, inbound_rx, telemetry, bfd) => {}
                     // A crash: everything is dropped, no NOTIFICATION, the socket just closes.
                     _ = crash_rx => {}
                 }
             });
         });
+        let bfd = bfd_rx.recv().expect("the speaker's thread started");
         Speaker {
             intent,
             status,
             events,
+            bfd,
             crash: Some(crash),
             thread: Some(thread),
         }

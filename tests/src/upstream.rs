@@ -55,5 +55,6 @@ pub fn neighbor(peer: IpAddr, peer_as: u32, families: Vec<Family>) -> NeighborCo
             next_hop_v4: Some(underlay_v4(2)),
             next_hop_v6: Some((underlay_v6(2), None)),
         },
+        bfd: None,
     }
 }

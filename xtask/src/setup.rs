@@ -32,6 +32,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("nsd", "/usr/sbin/nsd"),
     // dig: an independent DNS client for the DNS tests.
     ("bind9-dnsutils", "/usr/bin/dig"),
+    // Silent failures in the BFD tests: drop everything, as a hung box would.
+    ("nftables", "/usr/sbin/nft"),
 ];
 
 /// The bpf-linker release this project is built and tested with.

@@ -22,7 +22,7 @@ use super::{
     session::{DownReason, Negotiated, State},
     speaker::{Intent, Speaker, SpeakerEvent, Status, collision_cease},
 };
-use crate::{bgp::message::Update, net::time::sleep_until};
+use crate::{bfd::BfdStatus, bgp::message::Update, net::time::sleep_until};
 
 /// How much one read takes at most (a few full-size UPDATEs).
 const READ_SIZE: usize = 64 * 1024;
@@ -117,6 +117,9 @@ pub struct Links<'a, S> {
     pub connect: Option<&'a (dyn Fn() -> Connecting<S> + Sync)>,
     /// Connections the neighbour opened to us (`None`: nobody listens).
     pub inbound: Option<&'a mut mpsc::Receiver<S>>,
+    /// The BFD session to the neighbour, if there is one: each failure
+    /// it counts closes the BGP session at once.
+    pub liveness: Option<&'a mut watch::Receiver<BfdStatus>>,
 }
 
 /// Runs `speaker` over one connection, `stream` (opened by us if `ours`),
@@ -135,6 +138,7 @@ where
     let links = Links {
         connect: None,
         inbound: None,
+        liveness: None,
     };
     drive(
         &mut speaker,
@@ -173,6 +177,10 @@ where
     let mut was_up = false;
     let mut agent_gone = false;
     let mut failures = FailureLog::default();
+    let mut path_failures = links
+        .liveness
+        .as_deref()
+        .map_or(0, |l| l.borrow().session.counters.failures);
     let now = std::time::Instant::now();
     speaker.set_intent(&intent.borrow_and_update(), now);
     if let Some((stream, ours)) = first {
@@ -326,6 +334,10 @@ where
                 // The importer is gone (shutting down): nothing to do.
                 None => imports.clear(),
             },
+            failed = path_failed(links.liveness.as_deref_mut(), path_failures) => {
+                path_failures = failed;
+                speaker.path_down(std::time::Instant::now());
+            }
             () = sleep_until(deadline) => speaker.handle_timeout(std::time::Instant::now()),
         }
     }
@@ -392,6 +404,22 @@ fn refuse<S: AsyncWrite + Unpin + Send + 'static>(stream: Option<S>) {
             })
             .await;
         });
+    }
+}
+
+/// Waits until BFD counts more path failures than `seen`; returns the
+/// count. Never returns without a BFD session (or once it is gone).
+async fn path_failed(liveness: Option<&mut watch::Receiver<BfdStatus>>, seen: u64) -> u64 {
+    let Some(liveness) = liveness else {
+        return std::future::pending().await;
+    };
+    let failures = liveness
+        .wait_for(|s| s.session.counters.failures > seen)
+        .await
+        .map(|status| status.session.counters.failures);
+    match failures {
+        Ok(n) => n,
+        Err(_) => std::future::pending().await,
     }
 }
 

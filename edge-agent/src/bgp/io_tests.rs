@@ -151,6 +151,7 @@ where
         // The first connection is ours already: no further ones.
         let _ = speaker.poll_event();
         let links = Links {
+            liveness: None,
             connect: None,
             inbound: Some(&mut inbound),
         };

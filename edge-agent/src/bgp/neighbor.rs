@@ -25,7 +25,7 @@ use super::{
     session::SessionConfig,
     speaker::{Intent, Speaker},
 };
-use crate::net::tcp;
+use crate::{bfd::BfdSession, net::tcp};
 
 /// How to reach one neighbour and what to tell it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub struct NeighborConfig {
     pub md5_key: Option<Vec<u8>>,
     /// Who we are on the session (next hops, eBGP or iBGP).
     pub origination: Origination,
+    /// A single-hop BFD session to the neighbour (RFC 5881), if wanted:
+    /// when it fails, the BGP session is closed at once.
+    pub bfd: Option<crate::bfd::SessionConfig>,
 }
 
 impl NeighborConfig {
@@ -60,18 +63,23 @@ impl NeighborConfig {
 /// sender is dropped): everything withdrawn, the session ended with a
 /// Cease. Connections the neighbour opens to us arrive on `inbound` (see
 /// [`listen`]); a passive neighbour only uses those, an active one also
-/// connects.
+/// connects. With a BFD session to the neighbour (`bfd`, for
+/// `config.bfd`), the BGP session is closed as soon as BFD finds the path
+/// down; the BFD session ends with this function.
 pub async fn run(
     config: NeighborConfig,
     mut intent: watch::Receiver<Intent>,
     mut inbound: mpsc::Receiver<TcpStream>,
     telemetry: Telemetry,
+    bfd: Option<BfdSession>,
 ) {
     let mut speaker = Speaker::new(config.session.clone(), config.origination, Instant::now());
     let connect = move || -> Connecting<TcpStream> { Box::pin(connect(config.clone())) };
+    let mut liveness = bfd.map(|b| b.status);
     let links = Links {
         connect: Some(&connect),
         inbound: Some(&mut inbound),
+        liveness: liveness.as_mut(),
     };
     session_io::drive(&mut speaker, None, links, &mut intent, &telemetry, false).await;
 }

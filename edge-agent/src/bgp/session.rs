@@ -99,6 +99,8 @@ pub enum DownReason {
     NotificationSent(Notification),
     /// The transport failed or closed.
     TransportClosed,
+    /// BFD found the path to the neighbour down.
+    PathDown,
 }
 
 impl std::fmt::Display for DownReason {
@@ -108,6 +110,7 @@ impl std::fmt::Display for DownReason {
             DownReason::NotificationReceived(n) => write!(f, "the neighbour sent {n}"),
             DownReason::NotificationSent(n) => write!(f, "we sent {n}"),
             DownReason::TransportClosed => f.write_str("the connection failed or was closed"),
+            DownReason::PathDown => f.write_str("BFD found the path to the neighbour down"),
         }
     }
 }
@@ -130,6 +133,10 @@ pub enum Input {
     TransportConnected,
     /// The transport connection failed or was closed.
     TransportClosed,
+    /// BFD found the path to the neighbour down (RFC 5882 §4.3): the
+    /// session goes down at once, without a NOTIFICATION, which could not
+    /// reach the neighbour anyway.
+    PathDown,
     /// A decoded message arrived.
     Message(Message),
     /// The codec could not decode the input: send this and close.
@@ -247,6 +254,10 @@ impl Session {
             Input::Stop { reason } => self.stop(&reason),
             Input::TransportConnected => self.connected(now),
             Input::TransportClosed => self.transport_closed(now),
+            Input::PathDown => match self.state {
+                State::Idle | State::Connect | State::Active => {}
+                _ => self.go_idle(DownReason::PathDown, Some(now)),
+            },
             Input::Message(message) => self.message(message, now),
             Input::DecodeError(notification) => self.fail(notification, now),
             Input::WriteBlocked(blocked) => {

@@ -249,6 +249,15 @@ impl Speaker {
         }
     }
 
+    /// BFD found the path to the neighbour down: the session is closed
+    /// at once and started again after the connect-retry time.
+    pub fn path_down(&mut self, now: Instant) {
+        if self.connection.is_some() {
+            self.session.handle(Input::PathDown, now);
+            self.settle(now);
+        }
+    }
+
     /// Bytes read from the current connection.
     pub fn received(&mut self, bytes: &[u8], now: Instant) {
         if self.connection.is_none() {

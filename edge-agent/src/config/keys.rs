@@ -212,6 +212,10 @@ fn known_keys(path: &[Seg]) -> &'static [&'static str] {
         ["services", "[]", "health"] => fields_of::<raw::Health>(),
         ["policy"] => fields_of::<raw::Policy>(),
         ["upstream", "[]"] => fields_of::<raw::Upstream>(),
+        ["bfd"] | ["upstream", "[]", "bfd"] | ["overlay", "bfd"] => fields_of::<raw::Bfd>(),
+        ["bfd", "auth"] | ["upstream", "[]", "bfd", "auth"] | ["overlay", "bfd", "auth"] => {
+            fields_of::<raw::BfdAuth>()
+        }
         ["overlay"] => fields_of::<raw::Overlay>(),
         ["overlay", "peers", "[]"] => fields_of::<raw::Peer>(),
         ["overlay", "discovery"] => fields_of::<raw::Discovery>(),
@@ -312,7 +316,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// A hint for a value of the wrong TOML type.
 fn type_hint(message: &str) -> &'static str {
-    if message.contains("expected a sequence") {
+    if message.contains("expected true, false or a table") {
+        "write true, false or a table of settings, e.g. bfd = { multiplier = 5 }"
+    } else if message.contains("expected a sequence") {
         "this key takes a list: write [\"a\", \"b\"]"
     } else if message.contains("expected i64") {
         "this key takes a number: write it without quotes"

@@ -17,10 +17,12 @@
 //! `raw` (the file as written), `values` (parsers for durations,
 //! addresses, prefixes, ASNs, …), `node`, `policy`, `services`,
 //! `upstream`, `overlay` and `dns` (the sections, into the modules'
-//! config types), `files` (the checks that read the host), and
+//! config types), `bfd` (`[bfd]` and the `bfd` keys of `[[upstream]]`
+//! and `[overlay]`), `files` (the checks that read the host), and
 //! [`reload`] (what a SIGHUP applies at once and what waits for a
 //! restart).
 
+mod bfd;
 mod dns;
 mod files;
 mod keys;
@@ -88,10 +90,11 @@ pub struct Checks {
     pub interfaces: bool,
     /// The overlay's CA, certificate, key and CRL files must be readable
     /// and usable together (and the certificate must prove this node's
-    /// name); MD5 key files and probe CA files must be readable; an exec
-    /// probe given by path must be an executable file. Without this
-    /// check, an MD5 key file is not read at all, so the neighbour's key
-    /// is left out: use it only to validate, never to run.
+    /// name); MD5 key files, BFD secret files and probe CA files must be
+    /// readable; an exec probe given by path must be an executable file.
+    /// Without this check, an MD5 key file or a BFD secret file is not
+    /// read at all, so the key is left out: use it only to validate,
+    /// never to run.
     pub files: bool,
 }
 
@@ -218,7 +221,8 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
     let services = services::services(&file.services, &service_keys, &node, checks, report);
     let netlink = node::netlink(&file.netlink, &node, report);
     let control = policy::control(&file.policy, &node, &services, netlink.vips, report);
-    let upstream = upstream::upstream(&file.upstream, &node, checks, report);
+    let bfd = bfd::defaults(&file.bfd, checks, report);
+    let upstream = upstream::upstream(&file.upstream, &node, &bfd, checks, report);
     let overlay = overlay::overlay(&file.overlay, &node, checks, report);
     let dns = dns::dns(file.dns.as_ref(), &node, &services, checks, report);
     let daemon = node::daemon(&file.daemon, &node, report);

@@ -1,15 +1,16 @@
 //! `[overlay]`: the authenticated overlay between edge nodes, into an
 //! [`OverlayConfig`]: the control endpoint (on an underlay address), the
 //! trust material and allow-list, the import policy's ranges, static
-//! peers and SRV discovery, timers. [`OverlayConfig::validate`] runs last,
-//! its error reported under the key it is about.
+//! peers and SRV discovery, timers, BFD (see [`super::bfd`]).
+//! [`OverlayConfig::validate`] runs last, its error reported under the
+//! key it is about.
 
 use std::{collections::BTreeSet, net::SocketAddr, str::FromStr, time::Duration};
 
 use hickory_proto::rr::Name;
 
 use super::{
-    Checks, Report, files,
+    Checks, Report, bfd, files,
     node::{Node, positive_duration_or},
     raw,
     values::{self, PrefixBad},
@@ -190,6 +191,7 @@ pub(super) fn overlay(
     );
     let static_peers = peers(&raw.peers, node, allow, report);
     let (srv, srv_refresh) = discovery(&raw.discovery, report);
+    let bfd = bfd::overlay(raw.bfd.as_ref(), report);
 
     if checks.files {
         if let Some(trust) = &trust {
@@ -217,6 +219,7 @@ pub(super) fn overlay(
         srv_refresh,
         hold_time: hold_time?,
         timers,
+        bfd: bfd?,
         trust_check,
         max_handshakes: max_handshakes?,
         advertise_after_trust: true,

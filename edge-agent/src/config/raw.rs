@@ -7,7 +7,12 @@
 //! while deserializing (see [`super::parse_with`]), not rejected one by
 //! one, so that all of them are reported too.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, MapAccess, Visitor},
+};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -21,6 +26,7 @@ pub(super) struct File {
     pub netlink: Netlink,
     pub dns: Option<Dns>,
     pub daemon: Daemon,
+    pub bfd: Bfd,
 }
 
 /// `[node]`: who this node is and how its data plane runs.
@@ -132,6 +138,65 @@ pub(super) struct Upstream {
     pub graceful_restart: Option<String>,
     pub families: Option<Vec<String>>,
     pub max_prefixes: Option<i64>,
+    pub bfd: Option<BfdSetting>,
+}
+
+/// `[bfd]` (the defaults of upstream BFD sessions), and the table form of
+/// `bfd` under `[[upstream]]` and `[overlay]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Bfd {
+    pub min_tx: Option<String>,
+    pub min_rx: Option<String>,
+    pub multiplier: Option<i64>,
+    pub auth: Option<BfdAuth>,
+}
+
+/// `auth` of a BFD table: the session's key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct BfdAuth {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub key_id: Option<i64>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+}
+
+/// `bfd` under `[[upstream]]` or `[overlay]`: on or off, or a table of
+/// settings (which turns it on).
+///
+/// Deserialized by hand rather than with `#[serde(untagged)]`: an
+/// untagged enum buffers the value and tries each variant on the copy,
+/// out of sight of the `serde_ignored` wrapper, so a typo inside the
+/// table would be dropped silently instead of reported.
+#[derive(Debug)]
+pub(super) enum BfdSetting {
+    On(bool),
+    Table(Bfd),
+}
+
+impl<'de> Deserialize<'de> for BfdSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl<'de> Visitor<'de> for Setting {
+            type Value = BfdSetting;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a table of BFD settings")
+            }
+
+            fn visit_bool<E: de::Error>(self, on: bool) -> Result<BfdSetting, E> {
+                Ok(BfdSetting::On(on))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BfdSetting, A::Error> {
+                // The map as given, so unknown keys are still seen.
+                Bfd::deserialize(de::value::MapAccessDeserializer::new(map)).map(BfdSetting::Table)
+            }
+        }
+        deserializer.deserialize_any(Setting)
+    }
 }
 
 /// `[overlay]`: the authenticated overlay between edge nodes.
@@ -158,6 +223,7 @@ pub(super) struct Overlay {
     pub private_to: Option<Vec<String>>,
     pub peers: Vec<Peer>,
     pub discovery: Discovery,
+    pub bfd: Option<BfdSetting>,
 }
 
 /// `[[overlay.peers]]`: a static candidate.

@@ -7,7 +7,11 @@
 //! the files are read again even when the config names the same ones),
 //! and, when the node runs a DNS service before and after, its zones
 //! (files read again), EDNS settings and rate limits. Every other change
-//! is named as needing a restart; nothing else is applied.
+//! is named as needing a restart; nothing else is applied. BFD settings
+//! belong to what runs the sessions: a changed `bfd` under `[[upstream]]`,
+//! or a changed `[bfd]` that some neighbour takes, is a change of the
+//! upstream neighbours (a `[bfd]` no neighbour takes changes nothing);
+//! `[overlay] bfd` is a change of the overlay.
 
 use std::fmt;
 
@@ -41,7 +45,8 @@ pub enum LivePart {
 pub enum RestartPart {
     /// `[[services]]` traffic and `[policy]` (the control logic).
     Services,
-    /// `[[upstream]]` neighbours.
+    /// `[[upstream]]` neighbours, their BFD sessions included (whose
+    /// defaults are `[bfd]`).
     Upstream,
     /// The services' probes and health timing.
     HealthChecks,
@@ -51,7 +56,8 @@ pub enum RestartPart {
     DnsListeners,
     /// `[dns]` added or removed.
     DnsAddedOrRemoved,
-    /// The overlay other than its trust material and allow-list.
+    /// The overlay other than its trust material and allow-list (its BFD
+    /// timers included).
     Overlay,
     /// The data plane: the Internet interface, the XDP mode, the pins, the
     /// table sizes and the node's data-plane settings (`[node]`).
@@ -74,7 +80,7 @@ impl fmt::Display for RestartPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RestartPart::Services => "services and policy",
-            RestartPart::Upstream => "upstream",
+            RestartPart::Upstream => "upstream (neighbours and their BFD)",
             RestartPart::HealthChecks => "health checks",
             RestartPart::Netlink => "netlink",
             RestartPart::DnsListeners => "the DNS service's addresses and TCP limits",

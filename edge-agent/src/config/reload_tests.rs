@@ -73,8 +73,8 @@ fn each_section_that_cannot_reload_is_named_in_order() {
     );
     assert_eq!(
         p.to_string(),
-        "trust material and allow-list reloaded; changes to services and policy, upstream, \
-         health checks, netlink take effect after a restart"
+        "trust material and allow-list reloaded; changes to services and policy, \
+         upstream (neighbours and their BFD), health checks, netlink take effect after a restart"
     );
 }
 
@@ -143,4 +143,36 @@ fn adding_or_removing_dns_waits_for_a_restart() {
                 .ends_with("changes to [dns] (added or removed) take effect after a restart")
         );
     }
+}
+
+#[test]
+fn bfd_changes_wait_for_a_restart_of_what_runs_the_sessions() {
+    let isp = "[[upstream]]\naddress = \"198.51.100.1\"\nasn = 64496\n";
+    let with_bfd = minimal_with(&format!("{isp}bfd = true\n"));
+    // A neighbour's BFD turned on.
+    let p = plan_of(&minimal_with(isp), &with_bfd);
+    assert_eq!(p.restart, [RestartPart::Upstream]);
+    assert_eq!(
+        p.to_string(),
+        "trust material and allow-list reloaded; changes to upstream (neighbours and their BFD) \
+         take effect after a restart"
+    );
+    // `[bfd]` changed under a neighbour that takes it.
+    let faster = minimal_with(&format!("[bfd]\nmin_tx = \"50ms\"\n{isp}bfd = true\n"));
+    assert_eq!(plan_of(&with_bfd, &faster).restart, [RestartPart::Upstream]);
+    // `[bfd]` changed with no neighbour taking it: nothing changes.
+    let unused = minimal_with(&format!("[bfd]\nmin_tx = \"50ms\"\n{isp}"));
+    assert!(plan_of(&minimal_with(isp), &unused).restart.is_empty());
+    // The overlay's BFD.
+    let line = "identity_ranges = [\"192.0.2.0/24\"]";
+    for change in ["bfd = false", "bfd = { multiplier = 5 }"] {
+        let new = minimal_replacing(line, &format!("{line}\n{change}"));
+        assert_eq!(
+            plan_of(MINIMAL, &new).restart,
+            [RestartPart::Overlay],
+            "{change}"
+        );
+    }
+    let same = minimal_replacing(line, &format!("{line}\nbfd = true"));
+    assert!(plan_of(MINIMAL, &same).restart.is_empty());
 }

@@ -1,7 +1,8 @@
 //! `[[upstream]]`: the eBGP neighbours the anycast prefixes are announced
 //! to, into [`NeighborConfig`]s: the session ([`SessionConfig`], our ASN
-//! and identifier from `[node]`), the TCP MD5 key, and who we are on the
-//! session ([`Origination`]: eBGP, next hops our underlay addresses).
+//! and identifier from `[node]`), the TCP MD5 key, the BFD session (see
+//! [`super::bfd`]), and who we are on the session ([`Origination`]: eBGP,
+//! next hops our underlay addresses).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -10,7 +11,7 @@ use std::{
 };
 
 use super::{
-    Checks, Report,
+    Checks, Report, bfd,
     node::{Node, positive_duration_or},
     raw,
     values::{self, bad, choices},
@@ -36,6 +37,7 @@ const MAX_RESTART_TIME: u64 = 4095;
 pub(super) fn upstream(
     raw: &[raw::Upstream],
     node: &Node,
+    bfd: &bfd::Defaults,
     checks: Checks,
     report: &mut Report,
 ) -> Option<Vec<NeighborConfig>> {
@@ -56,7 +58,7 @@ pub(super) fn upstream(
                 names.push((name.clone(), key.clone()));
             }
         }
-        if let Some(neighbor) = neighbor(u, &key, node, checks, &mut seen, report) {
+        if let Some(neighbor) = neighbor(u, &key, node, bfd, checks, &mut seen, report) {
             out.push(neighbor);
         }
     }
@@ -67,6 +69,7 @@ fn neighbor(
     u: &raw::Upstream,
     key: &str,
     node: &Node,
+    bfd: &bfd::Defaults,
     checks: Checks,
     seen: &mut Vec<(IpAddr, String)>,
     report: &mut Report,
@@ -142,6 +145,7 @@ fn neighbor(
         }
     };
     let md5_key = md5_key(u, key, checks, report);
+    let bfd = bfd::upstream(u.bfd.as_ref(), key, bfd, checks, report);
     let hold_time = match u.hold_time {
         None => Some(DEFAULT_HOLD_TIME),
         Some(n) => report.check(format!("{key}.hold_time"), values::hold_time(n)),
@@ -214,6 +218,7 @@ fn neighbor(
             next_hop_v4,
             next_hop_v6: next_hop_v6.map(|a| (a, None)),
         },
+        bfd: bfd?,
     })
 }
 
@@ -293,7 +298,7 @@ fn md5_key(
 }
 
 /// `bytes` without one trailing `\n` or `\r\n`.
-fn trim_newline(mut bytes: Vec<u8>) -> Vec<u8> {
+pub(super) fn trim_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {

@@ -53,6 +53,10 @@ pub struct OverlayConfig {
     pub hold_time: u16,
     /// Retry timers of adjacencies.
     pub timers: Timers,
+    /// The BFD timers of every adjacency (multihop, RFC 5883; the key is
+    /// derived from the adjacency's TLS session); `None`: no BFD, the
+    /// hold time alone detects a dead peer.
+    pub bfd: Option<crate::bfd::Timers>,
     /// How often the trust files are checked for changes and every peer's
     /// certificate is checked again (expiry, revocation).
     pub trust_check: Duration,

@@ -108,6 +108,7 @@ fn config(lab: &Lab, setup: &Setup) -> OverlayConfig {
         srv_refresh: Duration::from_secs(60),
         hold_time: 9,
         timers: Timers::default(),
+        bfd: None,
         trust_check: Duration::from_secs(30),
         max_handshakes: 8,
         advertise_after_trust: setup.advertise_after_trust,

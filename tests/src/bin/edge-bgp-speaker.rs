@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             next_hop_v4: Some(next_hop),
             next_hop_v6: None,
         },
+        bfd: None,
     };
     let mut wanted = Intent::default();
     for prefix in announce {
@@ -65,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(neighbor::run(config, intent_rx, inbound_rx, telemetry));
+    runtime.block_on(neighbor::run(config, intent_rx, inbound_rx, telemetry, None));
     drop(intent);
     Ok(())
 }
