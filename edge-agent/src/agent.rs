@@ -117,7 +117,7 @@ pub struct Agent {
     /// Each upstream neighbour's BFD session, if it has one (in the order
     /// of `upstream`).
     pub upstream_bfd: Vec<Option<watch::Receiver<BfdStatus>>>,
-    /// The node's BFD, if any session uses it.
+    /// BFD of the upstream sessions, if any has it.
     pub bfd: Option<Bfd>,
     /// The authoritative DNS service, if configured.
     pub dns: Option<DnsServer>,
@@ -141,7 +141,11 @@ impl Agent {
         let listeners = bind_upstream(&config.upstream)?;
         // BFD runs from the start, independent of the BGP sessions it
         // guards, so that a dead path is known before a session starts.
-        let bfd = (config.upstream.iter().any(|n| n.bfd.is_some()) || config.overlay.bfd.is_some())
+        // (The overlay runs its own, for its adjacencies.)
+        let bfd = config
+            .upstream
+            .iter()
+            .any(|n| n.bfd.is_some())
             .then(Bfd::spawn);
         let mut upstream_bfd = Vec::new();
         for neighbor in &config.upstream {

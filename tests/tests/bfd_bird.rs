@@ -66,7 +66,11 @@ fn world() -> (Netns, Netns, Bird) {
 }
 
 fn speaker(edge: &Netns) -> Speaker {
-    let mut config = upstream::neighbor(underlay_v4(1).into(), ISP_ASNS[0], vec![Family::IPV4_UNICAST]);
+    let mut config = upstream::neighbor(
+        underlay_v4(1).into(),
+        ISP_ASNS[0],
+        vec![Family::IPV4_UNICAST],
+    );
     config.local = Some(underlay_v4(2).into());
     config.bfd = Some(bfd_config());
     Speaker::spawn(edge, config)
@@ -84,7 +88,11 @@ fn wait_bfd(
 ) {
     let deadline = Instant::now() + timeout;
     while !check(&bfd.borrow()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", *bfd.borrow());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            *bfd.borrow()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -129,29 +137,44 @@ fn bfd_with_bird_detects_a_silent_path_both_ways_and_recovers() {
     // (the hold time is 90 s).
     let cut = Instant::now();
     drop_bfd_out(&edge);
-    bird.wait_for("show protocols all edge", "BIRD to close BGP on BFD down", Duration::from_secs(5), |o| {
-        !o.contains("Established")
-    });
+    bird.wait_for(
+        "show protocols all edge",
+        "BIRD to close BGP on BFD down",
+        Duration::from_secs(5),
+        |o| !o.contains("Established"),
+    );
     let bird_closed = cut.elapsed();
     restore(&edge);
     speaker.wait_for("Established again", Duration::from_secs(20), established);
-    wait_bfd(&bfd, "BFD Up again", TEN_S, |s| s.session.state == BfdState::Up);
+    wait_bfd(&bfd, "BFD Up again", TEN_S, |s| {
+        s.session.state == BfdState::Up
+    });
 
     // BIRD's frames stop: we detect it and close BGP ourselves.
     let failures = bfd.borrow().session.counters.failures;
     let cut = Instant::now();
     drop_bfd_out(&isp);
-    speaker.wait_for("the session closed on BFD down", Duration::from_secs(5), |s| {
-        s.last_down == Some(DownReason::PathDown)
-    });
+    speaker.wait_for(
+        "the session closed on BFD down",
+        Duration::from_secs(5),
+        |s| s.last_down == Some(DownReason::PathDown),
+    );
     let we_closed = cut.elapsed();
     let status = bfd.borrow().clone();
     assert_eq!(status.session.counters.failures, failures + 1);
     assert_eq!(status.session.last_down, Some(Diag::DetectionTimeExpired));
     restore(&isp);
-    speaker.wait_for("Established after BIRD's BFD returns", Duration::from_secs(20), established);
-    wait_bfd(&bfd, "BFD Up after BIRD's return", TEN_S, |s| s.session.state == BfdState::Up);
-    eprintln!("BIRD closed BGP {bird_closed:?} after our BFD stopped; we closed {we_closed:?} after BIRD's stopped");
+    speaker.wait_for(
+        "Established after BIRD's BFD returns",
+        Duration::from_secs(20),
+        established,
+    );
+    wait_bfd(&bfd, "BFD Up after BIRD's return", TEN_S, |s| {
+        s.session.state == BfdState::Up
+    });
+    eprintln!(
+        "BIRD closed BGP {bird_closed:?} after our BFD stopped; we closed {we_closed:?} after BIRD's stopped"
+    );
 }
 
 #[test]
@@ -201,13 +224,17 @@ fn forged_and_off_link_bfd_packets_change_nothing_and_are_counted() {
         let socket = UdpSocket::bind(SocketAddr::new(underlay_v4(1).into(), 0)).unwrap();
         socket.set_ttl(255).unwrap();
         for sequence in 0..50u32 {
-            socket.send_to(&down(b"a-guessed-key", sequence), to).unwrap();
+            socket
+                .send_to(&down(b"a-guessed-key", sequence), to)
+                .unwrap();
         }
         // Sent from beyond the link (TTL below 255), with the right key
         // but an old sequence number: refused for the TTL first.
         socket.set_ttl(254).unwrap();
         for sequence in 0..5u32 {
-            socket.send_to(&down(SECRET.as_bytes(), sequence), to).unwrap();
+            socket
+                .send_to(&down(SECRET.as_bytes(), sequence), to)
+                .unwrap();
         }
     });
     wait_bfd(&bfd, "the drops counted", Duration::from_secs(5), |s| {

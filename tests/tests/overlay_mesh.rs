@@ -2,13 +2,27 @@
 //! underlay segment: a full mesh forms from certificates of one CA; routes
 //! carry exactly identities and healthy services; a node that dies takes
 //! its routes with it and brings them back when it returns; certificate
-//! rotation keeps every adjacency up.
+//! rotation keeps every adjacency up; with BFD, a node that goes silent
+//! leaves every RIB in well under a second, and BFD packets forged with
+//! the right discriminators but without the adjacency's key change
+//! nothing.
 
-use std::{collections::BTreeSet, net::IpAddr, time::Duration};
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
-use edge_agent::overlay::{
-    adjacency::AdjState, config::DEFAULT_PORT, config::OverlayConfig, identity::Identity,
-    pki::Validity, status::OverlayStatus, trust::Trust,
+use edge_agent::{
+    bfd::{
+        DropReason, Timers,
+        auth::AuthKey,
+        packet::{self, AuthSection, Diag, Packet, State as BfdState},
+    },
+    overlay::{
+        adjacency::AdjState, config::DEFAULT_PORT, config::OverlayConfig, identity::Identity,
+        pki::Validity, status::OverlayStatus, trust::Trust,
+    },
 };
 use edge_tests::{
     overlay::{Lab, Node, Underlay, config, private_v4},
@@ -352,6 +366,110 @@ fn a_silent_node_leaves_every_rib_within_the_hold_time() {
         1
     );
     underlay.set_internet(3, true);
+    c_serving_everywhere(&nodes);
+}
+
+/// The adjacency's BFD session, as `node` shows it.
+fn bfd_of(node: &Node, peer: &str) -> Option<edge_agent::bfd::BfdStatus> {
+    node.status.borrow().adjacencies.get(&id(peer))?.bfd.clone()
+}
+
+fn bfd_up(node: &Node, peer: &str) -> bool {
+    bfd_of(node, peer).is_some_and(|b| b.session.state == BfdState::Up)
+}
+
+#[test]
+fn with_bfd_a_silent_node_leaves_every_rib_at_once_and_forgeries_change_nothing() {
+    if !require_root("with_bfd_a_silent_node_leaves_every_rib_at_once_and_forgeries_change_nothing")
+    {
+        return;
+    }
+    let lab = Lab::new();
+    let mut underlay = Underlay::new();
+    let (spaces, nodes) = mesh_with(&lab, &mut underlay, false, |_, cfg| {
+        cfg.bfd = Some(Timers {
+            min_tx: Duration::from_millis(100),
+            min_rx: Duration::from_millis(100),
+            multiplier: 3,
+        });
+    });
+    nodes[2].advertise(VIP_WEB_V4);
+    c_serving_everywhere(&nodes);
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, peer) in NAMES.iter().enumerate() {
+            if i != j {
+                node.wait_for("BFD up on every adjacency", WAIT, |_| bfd_up(node, peer));
+            }
+        }
+    }
+    // A third host on the segment sends pop-a what would take its
+    // adjacency with pop-b down, from pop-b's address, with the right
+    // discriminators, signed with a guessed key.
+    let at_a = bfd_of(&nodes[0], "pop-b").unwrap();
+    let rogue = underlay.attach(9, false);
+    rogue.run(|| {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        socket.set_ip_transparent_v4(true).unwrap();
+        let from = SocketAddr::new(underlay_v4(2).into(), 50_000);
+        socket.bind(&from.into()).unwrap();
+        let key = AuthKey {
+            meticulous: true,
+            key_id: 1,
+            secret: b"not-the-tls-exporter".to_vec(),
+        };
+        for sequence in 0..20u32 {
+            let p = Packet {
+                diag: Diag::PathDown,
+                state: BfdState::Down,
+                poll: false,
+                final_: false,
+                cpi: false,
+                demand: false,
+                detect_mult: 3,
+                my_disc: at_a.session.remote_disc,
+                your_disc: at_a.session.local_disc,
+                desired_min_tx: 100_000,
+                required_min_rx: 100_000,
+                required_min_echo_rx: 0,
+                auth: Some(AuthSection {
+                    kind: key.kind(),
+                    key_id: 1,
+                    sequence,
+                }),
+            };
+            let mut out = Vec::new();
+            packet::encode(&p, &mut out);
+            key.sign(&mut out);
+            let to = SocketAddr::new(underlay_v4(1).into(), 4784);
+            socket.send_to(&out, &to.into()).unwrap();
+        }
+    });
+    nodes[0].wait_for("the forgeries counted", WAIT, |_| {
+        bfd_of(&nodes[0], "pop-b").is_some_and(|b| b.drops.get(DropReason::AuthDigest) == 20)
+    });
+    let after = bfd_of(&nodes[0], "pop-b").unwrap();
+    assert_eq!(after.session.state, BfdState::Up);
+    assert_eq!(after.session.counters.failures, 0);
+
+    // pop-c hangs: every frame in and out of it is dropped.
+    spaces[2].nft(
+        "table inet hang {\n  chain in { type filter hook input priority 0; policy drop; }\n  \
+         chain out { type filter hook output priority 0; policy drop; }\n}\n",
+    );
+    let gone = c_gone(&nodes, Duration::from_secs(5));
+    eprintln!("with BFD 100 ms x 3, pop-c's routes gone after {gone:?} (hold time 9 s)");
+    for node in &nodes[..2] {
+        let bfd = bfd_of(node, "pop-c").unwrap();
+        assert_eq!(bfd.session.last_down, Some(Diag::DetectionTimeExpired));
+        assert_eq!(bfd.session.counters.failures, 1);
+    }
+    // The a-b adjacency never noticed.
+    assert_eq!(
+        nodes[0].status.borrow().adjacencies[&id("pop-b")].established_count,
+        1
+    );
+    spaces[2].nft("delete table inet hang\n");
     c_serving_everywhere(&nodes);
 }
 

@@ -77,7 +77,10 @@ fn a_signed_packet_is_accepted_and_any_change_refused() {
         ..k.clone()
     };
     assert_eq!(check(&seq, &other, &b), Err(AuthError::Digest));
-    let other_id = AuthKey { key_id: 8, ..k.clone() };
+    let other_id = AuthKey {
+        key_id: 8,
+        ..k.clone()
+    };
     assert_eq!(check(&seq, &other_id, &b), Err(AuthError::WrongKey));
     assert_eq!(check(&seq, &key(true), &b), Err(AuthError::WrongKey));
 }
@@ -111,7 +114,10 @@ fn the_window_wraps_around_and_is_forgotten() {
     let mut seq = ReceiveSequence::default();
     seq.accept(u32::MAX);
     assert_eq!(check(&seq, &k, &signed(&k, 2)), Ok(()));
-    assert_eq!(check(&seq, &k, &signed(&k, u32::MAX - 1)), Err(AuthError::Replay));
+    assert_eq!(
+        check(&seq, &k, &signed(&k, u32::MAX - 1)),
+        Err(AuthError::Replay)
+    );
     seq.forget();
     assert_eq!(check(&seq, &k, &signed(&k, 12345)), Ok(()));
 }

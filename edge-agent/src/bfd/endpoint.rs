@@ -307,7 +307,11 @@ impl Endpoint {
 
     /// Handles one datagram: its session's id, or why it was dropped
     /// (and counted). A dropped datagram changes no session.
-    pub fn receive(&mut self, datagram: &Datagram<'_>, now: Instant) -> Result<SessionId, DropReason> {
+    pub fn receive(
+        &mut self,
+        datagram: &Datagram<'_>,
+        now: Instant,
+    ) -> Result<SessionId, DropReason> {
         let result = self.deliver(datagram, now);
         if let Err(reason) = result {
             self.drops.add(reason);

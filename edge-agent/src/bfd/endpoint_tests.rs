@@ -95,9 +95,15 @@ fn packets_reach_their_session_by_discriminator_or_by_sender() {
     let now = Instant::now();
     let (mut e, single, _) = endpoint(now);
     let first = packet(State::Down, 0x99, 0);
-    assert_eq!(e.receive(&datagram("198.51.100.1", 255, Hop::Single, &first), now), Ok(single));
+    assert_eq!(
+        e.receive(&datagram("198.51.100.1", 255, Hop::Single, &first), now),
+        Ok(single)
+    );
     let next = packet(State::Init, 0x99, 11);
-    assert_eq!(e.receive(&datagram("198.51.100.1", 255, Hop::Single, &next), now), Ok(single));
+    assert_eq!(
+        e.receive(&datagram("198.51.100.1", 255, Hop::Single, &next), now),
+        Ok(single)
+    );
     assert_eq!(e.session_mut(single).unwrap().state(), State::Up);
     assert_eq!(e.drops().total(), 0);
 }
@@ -124,21 +130,42 @@ fn every_drop_reason_is_counted_and_changes_nothing() {
     let up_no_disc = packet(State::Up, 0x99, 0);
     let known = packet(State::Up, 0x99, 11);
     let cases: Vec<(Datagram<'_>, DropReason)> = vec![
-        (datagram("198.51.100.1", 255, Hop::Single, &good[..20]), DropReason::Truncated),
-        (datagram("198.51.100.1", 255, Hop::Single, &bad_version), DropReason::Version),
-        (datagram("198.51.100.1", 255, Hop::Single, &short_length), DropReason::Length),
-        (datagram("198.51.100.1", 255, Hop::Single, &zero_mult), DropReason::DetectMult),
-        (datagram("198.51.100.1", 255, Hop::Single, &multipoint), DropReason::Multipoint),
+        (
+            datagram("198.51.100.1", 255, Hop::Single, &good[..20]),
+            DropReason::Truncated,
+        ),
+        (
+            datagram("198.51.100.1", 255, Hop::Single, &bad_version),
+            DropReason::Version,
+        ),
+        (
+            datagram("198.51.100.1", 255, Hop::Single, &short_length),
+            DropReason::Length,
+        ),
+        (
+            datagram("198.51.100.1", 255, Hop::Single, &zero_mult),
+            DropReason::DetectMult,
+        ),
+        (
+            datagram("198.51.100.1", 255, Hop::Single, &multipoint),
+            DropReason::Multipoint,
+        ),
         (
             datagram("198.51.100.1", 255, Hop::Single, &zero_disc),
             DropReason::ZeroDiscriminator,
         ),
-        (datagram("198.51.100.1", 255, Hop::Single, &auth_section), DropReason::AuthSection),
+        (
+            datagram("198.51.100.1", 255, Hop::Single, &auth_section),
+            DropReason::AuthSection,
+        ),
         (
             datagram("198.51.100.1", 255, Hop::Single, &unknown),
             DropReason::UnknownDiscriminator,
         ),
-        (datagram("198.51.100.9", 255, Hop::Single, &good), DropReason::NoSession),
+        (
+            datagram("198.51.100.9", 255, Hop::Single, &good),
+            DropReason::NoSession,
+        ),
         (
             datagram("198.51.100.1", 255, Hop::Single, &up_no_disc),
             DropReason::NotDown,
@@ -151,8 +178,14 @@ fn every_drop_reason_is_counted_and_changes_nothing() {
             datagram("198.51.100.1", 255, Hop::Multi, &known),
             DropReason::WrongPeer,
         ),
-        (datagram("198.51.100.1", 254, Hop::Single, &good), DropReason::Ttl),
-        (datagram("198.51.100.3", 64, Hop::Multi, &good), DropReason::AuthMissing),
+        (
+            datagram("198.51.100.1", 254, Hop::Single, &good),
+            DropReason::Ttl,
+        ),
+        (
+            datagram("198.51.100.3", 64, Hop::Multi, &good),
+            DropReason::AuthMissing,
+        ),
     ];
     for (d, reason) in &cases {
         assert_eq!(e.receive(d, now), Err(*reason), "{reason:?}");
@@ -184,7 +217,10 @@ fn multihop_packets_may_arrive_with_any_ttl() {
     let mut peer = crate::bfd::session::Session::new(config(true), 0x99, 5, now);
     let mut out = Vec::new();
     assert!(peer.poll_transmit(now, &mut out));
-    assert_eq!(e.receive(&datagram("198.51.100.3", 61, Hop::Multi, &out), now), Ok(multi));
+    assert_eq!(
+        e.receive(&datagram("198.51.100.3", 61, Hop::Multi, &out), now),
+        Ok(multi)
+    );
     assert_eq!(e.session_mut(multi).unwrap().state(), State::Init);
 }
 

@@ -258,7 +258,8 @@ fn publish(endpoint: &Endpoint, id: SessionId, r: &Running) {
 
 fn log_transition(name: &str, t: &Transition, endpoint: &Endpoint, id: SessionId) {
     let status = endpoint.status(id).map(|(s, _)| s);
-    let ms = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| format!("{} ms", d.as_millis()));
+    let ms =
+        |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| format!("{} ms", d.as_millis()));
     match t.to {
         State::Up => tracing::info!(
             session = %name,
@@ -332,10 +333,10 @@ fn add(
         let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)
             .map_err(|source| BfdError::Bind {
-            port: key.hop.port(),
-            family: if v6 { "IPv6" } else { "IPv4" },
-            source,
-        })?;
+                port: key.hop.port(),
+                family: if v6 { "IPv6" } else { "IPv4" },
+                source,
+            })?;
         slot.insert(Receiver { fd, hop: key.hop });
     }
     let socket = bind_sender(&key).map_err(|source| BfdError::Send {
@@ -435,7 +436,12 @@ fn bind_sender(key: &SessionKey) -> io::Result<socket2::Socket> {
     Err(last)
 }
 
-fn set_int(socket: &socket2::Socket, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    socket: &socket2::Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` outlives the call and its size is passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -446,7 +452,11 @@ fn set_int(socket: &socket2::Socket, level: libc::c_int, name: libc::c_int, valu
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// One datagram with where it came from, the address it was sent to and
@@ -493,7 +503,9 @@ fn recv_datagram(
                 }
                 (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
                     let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
-                    to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))));
+                    to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        info.ipi_addr.s_addr,
+                    ))));
                 }
                 (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                     let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
@@ -516,7 +528,8 @@ fn source(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in,
             // which is smaller than sockaddr_storage.
-            let sin = unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             Some(SocketAddr::new(
                 Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
                 u16::from_be(sin.sin_port),
@@ -524,7 +537,8 @@ fn source(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
         }
         libc::AF_INET6 => {
             // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             Some(SocketAddr::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr).into(),
                 u16::from_be(sin6.sin6_port),

@@ -259,7 +259,9 @@ pub fn decode(bytes: &[u8]) -> Result<Packet, Malformed> {
     if flags & flag::MULTIPOINT != 0 {
         return Err(Malformed::Multipoint);
     }
-    let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     let my_disc = word(4);
     if my_disc == 0 {
         return Err(Malformed::ZeroMyDisc);
@@ -307,7 +309,9 @@ fn auth_section(section: &[u8]) -> Result<AuthSection, Malformed> {
         return Err(Malformed::AuthLength);
     }
     let sequence = match section.get(4..8) {
-        Some(s) if kind != auth_type::SIMPLE_PASSWORD => u32::from_be_bytes([s[0], s[1], s[2], s[3]]),
+        Some(s) if kind != auth_type::SIMPLE_PASSWORD => {
+            u32::from_be_bytes([s[0], s[1], s[2], s[3]])
+        }
         _ => 0,
     };
     Ok(AuthSection {
@@ -332,7 +336,11 @@ mod flag {
 /// only the SHA1 types are encoded.
 pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
     out.clear();
-    let auth_len = if packet.auth.is_some() { SHA1_AUTH_LEN } else { 0 };
+    let auth_len = if packet.auth.is_some() {
+        SHA1_AUTH_LEN
+    } else {
+        0
+    };
     let mut flags = packet.state.bits() << 6;
     for (on, bit) in [
         (packet.poll, flag::POLL),

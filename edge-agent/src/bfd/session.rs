@@ -313,14 +313,20 @@ impl Session {
     /// Handles a packet addressed to this session (the endpoint checked
     /// its form and demultiplexed it). A packet refused here changes
     /// nothing.
-    pub fn receive(&mut self, packet: &Packet, bytes: &[u8], now: Instant) -> Result<(), AuthError> {
+    pub fn receive(
+        &mut self,
+        packet: &Packet,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<(), AuthError> {
         self.now = now;
         match (&packet.auth, &self.config.auth) {
             (None, None) => {}
             (None, Some(_)) => return Err(AuthError::Missing),
             (Some(_), None) => return Err(AuthError::Unexpected),
             (Some(section), Some(key)) => {
-                self.rx_sequence.check(key, section, bytes, packet.detect_mult)?;
+                self.rx_sequence
+                    .check(key, section, bytes, packet.detect_mult)?;
                 self.rx_sequence.accept(section.sequence);
             }
         }

@@ -170,7 +170,10 @@ fn every_receive_transition_of_rfc_5880_6_8_6() {
     assert_eq!(transitions(&mut s), []);
     feed(&mut s, from_peer(State::Down, 0xa), now);
     let t = s.poll_transition().unwrap();
-    assert_eq!((t.from, t.to, t.diag), (State::Up, State::Down, Diag::NeighborDown));
+    assert_eq!(
+        (t.from, t.to, t.diag),
+        (State::Up, State::Down, Diag::NeighborDown)
+    );
     assert!(t.is_failure());
     // Down: Init → Up directly.
     let mut s = lone(now);
@@ -192,7 +195,10 @@ fn the_peer_going_admin_down_is_no_failure() {
     pair.b.admin_down(pair.now);
     pair.run(50 * MS);
     let (_, _, t) = pair.transitions.iter().find(|(w, ..)| *w == 'a').unwrap();
-    assert_eq!((t.from, t.to, t.diag), (State::Up, State::Down, Diag::NeighborDown));
+    assert_eq!(
+        (t.from, t.to, t.diag),
+        (State::Up, State::Down, Diag::NeighborDown)
+    );
     assert!(t.peer_admin_down && !t.is_failure());
     assert_eq!(pair.a.status().counters.failures, 0);
     assert_eq!(pair.b.state(), State::AdminDown);
@@ -218,7 +224,10 @@ fn silence_is_detected_after_multiplier_times_the_interval() {
     assert!(t.is_failure());
     // The last packet came at most one interval before the cut.
     let after = *at - cut;
-    assert!(after > 200 * MS && after <= 300 * MS, "detected after {after:?}");
+    assert!(
+        after > 200 * MS && after <= 300 * MS,
+        "detected after {after:?}"
+    );
     assert_eq!(pair.a.status().counters.failures, 1);
     assert_eq!(pair.a.status().last_down, Some(Diag::DetectionTimeExpired));
     // B hears A's Down and goes down too: neighbor signaled.
@@ -262,7 +271,11 @@ fn going_up_polls_for_the_fast_timers() {
         .filter(|p| p.poll)
         .collect();
     assert!(!polls.is_empty());
-    assert!(polls.iter().all(|p| p.desired_min_tx == 50_000 && !p.final_));
+    assert!(
+        polls
+            .iter()
+            .all(|p| p.desired_min_tx == 50_000 && !p.final_)
+    );
     let last = decode(&pair.sent_by_a.last().unwrap().1).unwrap();
     assert!(!last.poll);
     assert_eq!(pair.a.status().tx_interval, Some(50 * MS));
@@ -299,7 +312,11 @@ fn a_slower_interval_is_used_only_after_the_final() {
     pair.sent_by_a.clear();
     pair.run(250 * MS);
     assert_eq!(pair.a.status().tx_interval, Some(100 * MS));
-    let polls: Vec<_> = pair.sent_by_a.iter().map(|(_, b)| decode(b).unwrap()).collect();
+    let polls: Vec<_> = pair
+        .sent_by_a
+        .iter()
+        .map(|(_, b)| decode(b).unwrap())
+        .collect();
     assert!(polls.len() >= 2);
     assert!(polls.iter().all(|p| p.poll && p.desired_min_tx == 500_000));
     pair.b_to_a = true;
@@ -465,7 +482,10 @@ fn a_replayed_or_forged_packet_changes_nothing() {
     let plain = from_peer(State::Down, 0xb);
     let mut bytes = Vec::new();
     crate::bfd::packet::encode(&plain, &mut bytes);
-    assert_eq!(pair.b.receive(&plain, &bytes, pair.now), Err(AuthError::Missing));
+    assert_eq!(
+        pair.b.receive(&plain, &bytes, pair.now),
+        Err(AuthError::Missing)
+    );
     assert_eq!(pair.b.status(), before);
     assert_eq!(pair.b.poll_transition(), None);
 }

@@ -124,13 +124,15 @@ pub struct Links<'a, S> {
 
 /// Runs `speaker` over one connection, `stream` (opened by us if `ours`),
 /// until its session goes down, and says why: the overlay's sessions,
-/// where the adjacency owns reconnecting. `speaker` must be passive.
+/// where the adjacency owns reconnecting. `speaker` must be passive. A
+/// failure `liveness` (BFD) counts ends the session at once.
 pub async fn run_connection<S>(
     stream: S,
     ours: bool,
     mut speaker: Speaker,
     mut intent: watch::Receiver<Intent>,
     telemetry: &Telemetry,
+    liveness: Option<&mut watch::Receiver<BfdStatus>>,
 ) -> DownReason
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -138,7 +140,7 @@ where
     let links = Links {
         connect: None,
         inbound: None,
-        liveness: None,
+        liveness,
     };
     drive(
         &mut speaker,

@@ -328,10 +328,9 @@ fn a_neighbour_flooding_updates_is_held_back_by_the_importer_and_nothing_is_lost
         session.passive = true;
         session.peer_as = 64500;
         let speaker = Speaker::new(session, origination(), Instant::now());
-        let run =
-            tokio::spawn(
-                async move { run_connection(ours, false, speaker, intent, &telemetry).await },
-            );
+        let run = tokio::spawn(async move {
+            run_connection(ours, false, speaker, intent, &telemetry, None).await
+        });
         let mut peer = Peer(theirs);
         assert!(matches!(peer.recv().await, Message::Open(_)));
         peer.send(Message::Open(Open {

@@ -23,6 +23,10 @@ use super::{
     trust::{Authenticated, Refusal, Trust},
 };
 use crate::{
+    bfd::{
+        Bfd, BfdSession, BfdStatus, Hop, SessionConfig as BfdSessionConfig, SessionKey, Timers,
+        auth::{AuthKey, MAX_KEY_LEN},
+    },
     bgp::{
         io::{self as session_io, Feed, Telemetry},
         rib_out::Origination,
@@ -136,6 +140,7 @@ pub async fn run_bgp(
     config: SessionConfig,
     origination: Origination,
     intent: watch::Receiver<Intent>,
+    bfd: Option<(Bfd, Timers)>,
     events: mpsc::Sender<Event>,
 ) {
     let (feed_tx, mut feed_rx) = mpsc::channel(FEED_QUEUE);
@@ -144,8 +149,19 @@ pub async fn run_bgp(
     // One connection, one session: the adjacency resolves duplicates
     // before BGP sees them, and owns reconnecting.
     let speaker = Speaker::new(config, origination, Instant::now());
+    let mut liveness = match bfd {
+        Some((bfd, timers)) => liveness(&stream, &peer, &bfd, timers).await,
+        None => None,
+    };
+    // A second receiver, for the status: the session holds the first.
+    let liveness_observer = liveness.as_ref().map(|s| s.status.clone());
     let mut run = Box::pin(session_io::run_connection(
-        stream, ours, speaker, intent, &telemetry,
+        stream,
+        ours,
+        speaker,
+        intent,
+        &telemetry,
+        liveness.as_mut().map(|s| &mut s.status),
     ));
     let as_event = |feed| {
         Event::Core(match feed {
@@ -160,9 +176,16 @@ pub async fn run_bgp(
             },
         })
     };
+    let mut observer = liveness_observer;
     let reason: DownReason = loop {
         tokio::select! {
             reason = &mut run => break reason,
+            Some(status) = changed(observer.as_mut()) => {
+                let event = OverlayEvent::Liveness { peer: peer.clone(), conn, status: Box::new(status) };
+                if events.send(Event::Core(event)).await.is_err() {
+                    return;
+                }
+            }
             Some(feed) = feed_rx.recv() => {
                 if events.send(as_event(feed)).await.is_err() {
                     return;
@@ -178,9 +201,88 @@ pub async fn run_bgp(
             return;
         }
     }
+    // BFD's last word (a failure's diagnostic) before the end.
+    if let Some(observer) = &observer {
+        let status = Box::new(observer.borrow().clone());
+        let event = OverlayEvent::Liveness {
+            peer: peer.clone(),
+            conn,
+            status,
+        };
+        if events.send(Event::Core(event)).await.is_err() {
+            return;
+        }
+    }
     let _ = events
         .send(Event::Core(OverlayEvent::Ended { peer, conn, reason }))
         .await;
+}
+
+/// The next status of a BFD session; `None` once it is gone (and then
+/// never again: the arm is disabled).
+async fn changed(observer: Option<&mut watch::Receiver<BfdStatus>>) -> Option<BfdStatus> {
+    let observer = observer?;
+    match observer.changed().await {
+        Ok(()) => Some(observer.borrow_and_update().clone()),
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// The label of the TLS exporter (RFC 5705, RFC 8446 §7.5) that keys an
+/// adjacency's BFD session.
+pub const BFD_EXPORTER_LABEL: &[u8] = b"EXPORTER-edge-overlay-bfd";
+
+/// Starts the multihop BFD session of the adjacency on `stream`, between
+/// the two ends of its TCP connection, with Meticulous Keyed SHA1 keyed
+/// by the TLS session's exporter: only the authenticated peer can keep
+/// the adjacency alive or take it down. `None` (logged) if it cannot
+/// start: the adjacency then runs on its hold time alone.
+async fn liveness(
+    stream: &Stream,
+    peer: &Identity,
+    bfd: &Bfd,
+    timers: Timers,
+) -> Option<BfdSession> {
+    let (tcp, _) = stream.get_ref();
+    let (local, remote) = (tcp.local_addr().ok()?, tcp.peer_addr().ok()?);
+    let out = [0u8; MAX_KEY_LEN];
+    let exported = match stream {
+        TlsStream::Client(s) => s
+            .get_ref()
+            .1
+            .export_keying_material(out, BFD_EXPORTER_LABEL, None),
+        TlsStream::Server(s) => s
+            .get_ref()
+            .1
+            .export_keying_material(out, BFD_EXPORTER_LABEL, None),
+    };
+    let secret = match exported {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::warn!(%peer, "overlay BFD with {peer}: no key from the TLS session ({e}); the adjacency runs without BFD");
+            return None;
+        }
+    };
+    let key = SessionKey {
+        peer: remote.ip(),
+        local: Some(local.ip()),
+        hop: Hop::Multi,
+    };
+    let config = BfdSessionConfig {
+        timers,
+        auth: Some(AuthKey {
+            meticulous: true,
+            key_id: 1,
+            secret: secret.to_vec(),
+        }),
+    };
+    match bfd.add(format!("overlay {peer}"), key, config).await {
+        Ok(session) => Some(session),
+        Err(e) => {
+            tracing::warn!(%peer, "overlay BFD with {peer}: {e}; the adjacency runs without BFD");
+            None
+        }
+    }
 }
 
 /// Probes `addr`:`port` every `interval` until aborted: a TCP connection

@@ -41,6 +41,7 @@ use super::{
     trust::{Authenticated, Refusal, Trust, TrustConfig, TrustError},
 };
 use crate::{
+    bfd::BfdStatus,
     bgp::{message::Prefix, message::Update, rib_out::OriginAttrs, session::DownReason},
     net::random::Seeded,
 };
@@ -114,6 +115,17 @@ pub enum OverlayEvent {
         conn: ConnId,
         /// Why.
         reason: DownReason,
+    },
+    /// The BFD session of a connection changed (state, timers,
+    /// counters): shown in the adjacency's status, decides nothing (a
+    /// failure ends the session, reported as [`OverlayEvent::Ended`]).
+    Liveness {
+        /// With whom.
+        peer: Identity,
+        /// Which connection.
+        conn: ConnId,
+        /// The BFD session's status.
+        status: Box<BfdStatus>,
     },
     /// A probe of a peer's private path ended.
     Probed {
@@ -271,6 +283,9 @@ struct Peer {
     established_count: u64,
     last_failure: Option<String>,
     probe: Option<(IpAddr, PathMonitor)>,
+    /// The current connection's BFD session, as last reported (kept
+    /// after it ends, for its last diagnostic).
+    bfd: Option<BfdStatus>,
 }
 
 /// The overlay's policy.
@@ -408,6 +423,13 @@ impl OverlayCore {
                 peer.adj.closed(conn, now);
                 self.apply(&id, now);
             }
+            OverlayEvent::Liveness { peer, conn, status } => {
+                if let Some(peer) = self.peers.get_mut(&peer) {
+                    if peer.adj.current() == Some(conn) {
+                        peer.bfd = Some(*status);
+                    }
+                }
+            }
             OverlayEvent::Probed {
                 peer: id,
                 addr,
@@ -478,6 +500,7 @@ impl OverlayCore {
                                 .unwrap_or_default(),
                             private_in_use: view.and_then(|v| v.private_in_use),
                             last_failure: peer.last_failure.clone(),
+                            bfd: peer.bfd.clone(),
                         },
                     )
                 })
@@ -561,6 +584,7 @@ impl OverlayCore {
                 established_since: None,
                 established_count: 0,
                 last_failure: None,
+                bfd: None,
                 probe: None,
             },
         );

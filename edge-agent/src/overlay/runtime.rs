@@ -32,6 +32,7 @@ use super::{
     trust::{Trust, TrustConfig, TrustError},
 };
 use crate::{
+    bfd::Bfd,
     bgp::{
         message::{Family, Prefix},
         rib_out::Origination,
@@ -193,6 +194,8 @@ struct Executor {
     probe_port: u16,
     session: SessionConfig,
     origination: Origination,
+    /// BFD for every adjacency, with its timers.
+    bfd: Option<(Bfd, crate::bfd::Timers)>,
     srv: Vec<discovery::SrvQuery>,
     srv_refresh: Duration,
     status_tx: watch::Sender<OverlayStatus>,
@@ -217,6 +220,7 @@ impl Executor {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (trust_tx, _) = watch::channel(trust.clone());
         Executor {
+            bfd: config.bfd.map(|timers| (Bfd::spawn(), timers)),
             session: session_config(&config),
             origination: origination(&config),
             max_handshakes: config.max_handshakes,
@@ -380,6 +384,7 @@ impl Executor {
                         self.session.clone(),
                         self.origination,
                         intent_rx,
+                        self.bfd.clone(),
                         self.events_tx.clone(),
                     ));
                     self.sessions.insert((peer, conn), Session { intent, task });

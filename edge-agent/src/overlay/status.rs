@@ -31,6 +31,8 @@ pub struct AdjacencyStatus {
     pub private_in_use: Option<IpAddr>,
     /// Why the last connection attempt toward the peer failed.
     pub last_failure: Option<String>,
+    /// The BFD session of the current (or last) connection, if BFD runs.
+    pub bfd: Option<crate::bfd::BfdStatus>,
 }
 
 /// The overlay as a whole.

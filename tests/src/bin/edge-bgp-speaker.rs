@@ -66,7 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(neighbor::run(config, intent_rx, inbound_rx, telemetry, None));
+    runtime.block_on(neighbor::run(
+        config, intent_rx, inbound_rx, telemetry, None,
+    ));
     drop(intent);
     Ok(())
 }
