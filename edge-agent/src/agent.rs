@@ -365,6 +365,9 @@ impl Agent {
     /// state (unless the netlink config keeps it), then detach and unpin
     /// the data plane.
     pub async fn stop(self) {
+        if let Some(bfd) = &self.bfd {
+            bfd.shutdown().await;
+        }
         for intent in &self.upstream_intents {
             intent.send_modify(|i| i.stop("edge agent stopping"));
         }
@@ -395,8 +398,14 @@ impl Agent {
     /// Stops for a restart: upstream sessions are dropped without a Cease
     /// (graceful restart keeps the routes), nothing is withdrawn, the
     /// kernel state stays (when the netlink config keeps it) and the
-    /// pinned data plane keeps forwarding.
+    /// pinned data plane keeps forwarding. BFD sessions are taken
+    /// administratively down first, so routers do not take the silence
+    /// that follows for a failure.
     pub async fn abandon(self) {
+        // First, so that no router mistakes the silence for a failure.
+        if let Some(bfd) = &self.bfd {
+            bfd.shutdown().await;
+        }
         for task in self.upstream_tasks.iter().chain(&self.upstream_listeners) {
             task.abort();
         }

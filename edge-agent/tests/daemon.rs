@@ -26,6 +26,7 @@ use edge_tests::{
 };
 
 const MD5: &str = "edge-test-md5";
+const BFD_KEY: &str = "edge-test-bfd";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn agent() -> Command {
@@ -139,10 +140,15 @@ impl Scene {
         edge.add_addr("eth0", "198.51.100.2/30");
         edge.add_addr("eth0", "2001:db8:ff::2/64");
         let mut neighbor = BgpNeighbor::new("edge", "198.51.100.2".parse().unwrap(), CDN_ASN);
-        neighbor.options = format!("  password \"{MD5}\";\n{bird_options}");
+        neighbor.options = format!("  password \"{MD5}\";\n  bfd on;\n{bird_options}");
+        // BFD as the example's [bfd] has it.
+        let bfd = format!(
+            "protocol bfd {{\n  interface \"*\" {{\n    min rx interval 100 ms;\n    min tx interval 100 ms;\n    \
+             multiplier 3;\n    authentication meticulous keyed sha1;\n    password \"{BFD_KEY}\" {{ id 1; }};\n  }};\n}}\n"
+        );
         let bird = Bird::start(
             &isp,
-            &bgp_config("198.51.100.1".parse().unwrap(), 64496, &[neighbor]),
+            &(bgp_config("198.51.100.1".parse().unwrap(), 64496, &[neighbor]) + &bfd),
         );
         // The files the example names.
         let lab = Lab::new();
@@ -151,6 +157,7 @@ impl Scene {
         lab.issue("pop-old", Validity::days_from_now(10));
         lab.revoke("pop-old");
         std::fs::write(dir.join("isp1.md5"), MD5).unwrap();
+        std::fs::write(dir.join("bfd.key"), format!("{BFD_KEY}\n")).unwrap();
         let pins = PinDir::new();
         let config_path = dir.join("edge.toml");
         std::fs::write(&config_path, config(&dir, pins.path())).unwrap();
@@ -228,6 +235,14 @@ fn the_daemon_runs_the_example_config_and_answers_operators() {
     daemon.wait_for("BIRD's route", WAIT, || {
         route(&mut bird).contains("203.0.113.0/24").then_some(())
     });
+    // BFD with BIRD: up, at the example's 100 ms × 3.
+    let doc = daemon.wait_for("BFD up with BIRD at 100 ms", WAIT, || {
+        status(&socket).filter(|d| {
+            d["upstream"][0]["bfd"] == "up" && d["bfd"][0]["detection_time_ms"] == 300.0
+        })
+    });
+    assert_eq!(doc["bfd"][0]["session"], "upstream 198.51.100.1", "{doc}");
+    assert_eq!(doc["bfd"][0]["failures"], 0, "{doc}");
     // Human status too.
     let table = agent()
         .args(["status", "--socket"])
@@ -246,6 +261,8 @@ fn the_daemon_runs_the_example_config_and_answers_operators() {
         "edge_node_fit 1",
         "edge_node_announcement{state=\"announce\"} 1",
         "edge_upstream_up{neighbor=\"198.51.100.1\"} 1",
+        "edge_bfd_session{session=\"upstream 198.51.100.1\",state=\"up\"} 1",
+        "edge_bfd_detection_time_seconds{session=\"upstream 198.51.100.1\"} 0.3",
         "edge_service_health{service=\"web\",state=\"up\"} 1",
         "edge_dataplane_packets_total{counter=\"non_service\"}",
         "edge_probe_rounds_total{service=\"web\"}",
@@ -365,7 +382,10 @@ fn a_restart_with_keep_state_loses_neither_the_data_plane_nor_the_upstream_route
         return;
     }
     // BIRD helps graceful restart: it keeps the routes while the agent is away.
-    let scene = Scene::new("  graceful restart on;");
+    // BIRD 2.0 takes BFD AdminDown (sent as the agent stops) for a
+    // failure and would flush the routes: `bfd graceful` makes it
+    // restart gracefully instead (see docs/bfd.md).
+    let scene = Scene::new("  graceful restart on;\n  bfd graceful;");
     let Scene {
         edge,
         mut bird,

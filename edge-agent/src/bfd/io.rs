@@ -103,6 +103,9 @@ enum Command {
         config: SessionConfig,
         reply: oneshot::Sender<Result<BfdSession, BfdError>>,
     },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The node's BFD: a handle to the executor task.
@@ -116,6 +119,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Add { name, .. } => write!(f, "Add({name})"),
+            Command::Shutdown { .. } => f.write_str("Shutdown"),
         }
     }
 }
@@ -148,6 +152,22 @@ impl Bfd {
             .await
             .map_err(|_| BfdError::Stopped)?;
         answer.await.map_err(|_| BfdError::Stopped)?
+    }
+
+    /// Takes every session administratively down, tells each peer, and
+    /// stops. Peers see no failure (RFC 5882 §3.2): a restarting agent's
+    /// routers keep its BGP sessions' routes through graceful restart
+    /// instead of dropping them when its BFD falls silent.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
     }
 
     /// Every datagram dropped, by reason (published every second).
@@ -208,6 +228,21 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
                         running.insert(id, r);
                         session
                     }));
+                }
+                Some(Command::Shutdown { reply }) => {
+                    let now = Instant::now();
+                    for (id, r) in &running {
+                        if let Some(session) = endpoint.session_mut(*id) {
+                            session.admin_down(now);
+                            let mut last = Vec::new();
+                            if session.poll_transmit(now, &mut last) {
+                                let _ = r.socket.send_to(&last, &r.to.into());
+                            }
+                        }
+                    }
+                    tracing::info!("BFD: every session administratively down, stopping");
+                    let _ = reply.send(());
+                    return;
                 }
                 None => open = false,
             },

@@ -64,6 +64,7 @@ fn overlay(peers: &[(&str, &str, &[&str])]) -> OverlayStatus {
                 rejected: Default::default(),
                 private_in_use: None,
                 last_failure: None,
+                bfd: None,
             },
         );
         s.trusted_sources.insert(ip(underlay), peer.clone());

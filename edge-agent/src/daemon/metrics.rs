@@ -18,7 +18,12 @@
 //! service `edge_dns_listening`, `edge_dns_queries_total{transport}`,
 //! `edge_dns_responses_total{outcome}`, `edge_dns_truncated_total`,
 //! `edge_dns_rate_limited_total{action}`, `edge_dns_ignored_total`,
-//! `edge_dns_zone_serial{zone}`.
+//! `edge_dns_zone_serial{zone}`, and per BFD session (`upstream
+//! 198.51.100.1`, `overlay pop-b`) `edge_bfd_session{session,state}`,
+//! `edge_bfd_ups_total` and `edge_bfd_failures_total{session}`,
+//! `edge_bfd_dropped_total{session,reason}`,
+//! `edge_bfd_detection_time_seconds` and
+//! `edge_bfd_tx_interval_seconds{session}`.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -34,7 +39,9 @@ use tokio::{
 };
 
 use super::status::Sources;
-use crate::{control::fitness::Announce, overlay::adjacency::AdjState};
+use crate::{
+    bfd::packet::State as BfdState, control::fitness::Announce, overlay::adjacency::AdjState,
+};
 
 type Labels = Vec<(String, String)>;
 
@@ -59,6 +66,73 @@ fn gauge(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gaug
     let family = Family::<Labels, GaugeF64>::default();
     registry.register(name, help, family.clone());
     family
+}
+
+/// The BFD families: every session, upstream and overlay.
+fn encode_bfd(registry: &mut Registry, s: &Sources<'_>) {
+    let state = gauge(
+        registry,
+        "edge_bfd_session",
+        "BFD session state (1 for the current one)",
+    );
+    let failures = counter(
+        registry,
+        "edge_bfd_failures",
+        "Times the BFD session found the path down",
+    );
+    let ups = counter(registry, "edge_bfd_ups", "Times the BFD session came up");
+    let dropped = counter(
+        registry,
+        "edge_bfd_dropped",
+        "BFD packets for the session dropped, by reason",
+    );
+    let detection = gauge(
+        registry,
+        "edge_bfd_detection_time_seconds",
+        "The negotiated BFD detection time",
+    );
+    let tx = gauge(
+        registry,
+        "edge_bfd_tx_interval_seconds",
+        "The negotiated BFD transmit interval",
+    );
+    let sessions = s.upstream_bfd.iter().flatten().chain(
+        s.overlay
+            .adjacencies
+            .values()
+            .filter_map(|a| a.bfd.as_ref()),
+    );
+    for b in sessions {
+        let l = labels(&[("session", b.name.clone())]);
+        for st in [
+            BfdState::AdminDown,
+            BfdState::Down,
+            BfdState::Init,
+            BfdState::Up,
+        ] {
+            let sl = labels(&[("session", b.name.clone()), ("state", st.name().into())]);
+            state
+                .get_or_create(&sl)
+                .set(f64::from(u8::from(b.session.state == st)));
+        }
+        failures
+            .get_or_create(&l)
+            .inc_by(b.session.counters.failures);
+        ups.get_or_create(&l).inc_by(b.session.counters.ups);
+        for (reason, n) in b.drops.iter() {
+            let rl = labels(&[
+                ("session", b.name.clone()),
+                ("reason", reason.name().into()),
+            ]);
+            dropped.get_or_create(&rl).inc_by(n);
+        }
+        if let Some(d) = b.session.detection_time {
+            detection.get_or_create(&l).set(d.as_secs_f64());
+        }
+        if let Some(d) = b.session.tx_interval {
+            tx.get_or_create(&l).set(d.as_secs_f64());
+        }
+    }
 }
 
 /// The text exposition of everything in `s`.
@@ -143,6 +217,7 @@ pub fn encode_metrics(s: &Sources<'_>) -> String {
         established.get_or_create(&l).inc_by(st.established_count);
         updates.get_or_create(&l).inc_by(st.updates_sent);
     }
+    encode_bfd(&mut registry, s);
     let adjacency = gauge(
         &mut registry,
         "edge_overlay_adjacency",

@@ -192,6 +192,12 @@ impl Node {
             services: &services,
             previous: self.previous.as_ref(),
             dns: self.agent.dns.as_ref().map(status::DnsDoc::of),
+            upstream_bfd: self
+                .agent
+                .upstream_bfd
+                .iter()
+                .map(|b| b.as_ref().map(|b| b.borrow().clone()))
+                .collect(),
         })
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     authdns::DnsServer,
+    bfd::BfdStatus,
     bgp::speaker::Status as UpstreamStatus,
     control::{fitness::Announce, runtime::ControlStatus},
     health::HealthMap,
@@ -34,6 +35,57 @@ pub struct StatusDoc {
     /// The authoritative DNS service, if the node runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsDoc>,
+    /// BFD sessions: the upstream ones, then the overlay's.
+    #[serde(default)]
+    pub bfd: Vec<BfdDoc>,
+}
+
+/// One BFD session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BfdDoc {
+    /// What it guards ("upstream 198.51.100.1", "overlay pop-b").
+    pub session: String,
+    /// Single-hop or multihop, and the addresses.
+    pub path: String,
+    /// Our state.
+    pub state: String,
+    /// The peer's state, as it last said.
+    pub remote_state: String,
+    /// The interval we transmit at, milliseconds (negotiated).
+    pub tx_interval_ms: Option<f64>,
+    /// The detection time, milliseconds (negotiated).
+    pub detection_time_ms: Option<f64>,
+    /// Why it last went down.
+    pub last_down: Option<String>,
+    /// How often it came up.
+    pub ups: u64,
+    /// How often the path failed.
+    pub failures: u64,
+    /// Packets for it that were dropped, per reason.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+impl BfdDoc {
+    /// The document of one session's status.
+    pub fn of(b: &BfdStatus) -> BfdDoc {
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        BfdDoc {
+            session: b.name.clone(),
+            path: b.key.to_string(),
+            state: b.session.state.name().into(),
+            remote_state: b.session.remote_state.name().into(),
+            tx_interval_ms: ms(b.session.tx_interval),
+            detection_time_ms: ms(b.session.detection_time),
+            last_down: b.session.last_down.map(|d| d.to_string()),
+            ups: b.session.counters.ups,
+            failures: b.session.counters.failures,
+            dropped: b
+                .drops
+                .iter()
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect(),
+        }
+    }
 }
 
 /// The authoritative DNS service.
@@ -152,6 +204,9 @@ pub struct UpstreamDoc {
     pub received: usize,
     /// Why it last went down.
     pub last_down: Option<String>,
+    /// Its BFD session's state, if it has one.
+    #[serde(default)]
+    pub bfd: Option<String>,
 }
 
 /// One overlay adjacency.
@@ -173,6 +228,9 @@ pub struct AdjacencyDoc {
     pub private: Option<String>,
     /// Why the last attempt failed.
     pub last_failure: Option<String>,
+    /// Its BFD session's state, if BFD runs.
+    #[serde(default)]
+    pub bfd: Option<String>,
 }
 
 /// One local service.
@@ -223,6 +281,9 @@ pub struct Sources<'a> {
     pub previous: Option<&'a (Instant, BTreeMap<String, u64>)>,
     /// The DNS service, if the node runs one.
     pub dns: Option<DnsDoc>,
+    /// Each upstream session's BFD session, if it has one (in the order
+    /// of `upstream`).
+    pub upstream_bfd: Vec<Option<BfdStatus>>,
 }
 
 /// Builds the document.
@@ -249,7 +310,8 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
     let upstream = s
         .upstream
         .iter()
-        .map(|(neighbor, st)| UpstreamDoc {
+        .zip(s.upstream_bfd.iter().chain(std::iter::repeat(&None)))
+        .map(|((neighbor, st), bfd)| UpstreamDoc {
             neighbor: neighbor.clone(),
             state: st
                 .state
@@ -259,7 +321,8 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
             established_count: st.established_count,
             announced: st.announced.iter().map(|(p, _)| p.to_string()).collect(),
             received: st.received_prefixes,
-            last_down: st.last_down.as_ref().map(|d| format!("{d:?}")),
+            last_down: st.last_down.as_ref().map(|d| d.to_string()),
+            bfd: bfd.as_ref().map(|b| b.session.state.name().into()),
         })
         .collect();
     let overlay = s
@@ -279,6 +342,7 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
                 .collect(),
             private: a.private_in_use.map(|p| p.to_string()),
             last_failure: a.last_failure.clone(),
+            bfd: a.bfd.as_ref().map(|b| b.session.state.name().into()),
         })
         .collect();
     let services = s
@@ -340,6 +404,18 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
         services,
         counters,
         dns: s.dns.clone(),
+        bfd: s
+            .upstream_bfd
+            .iter()
+            .flatten()
+            .chain(
+                s.overlay
+                    .adjacencies
+                    .values()
+                    .filter_map(|a| a.bfd.as_ref()),
+            )
+            .map(BfdDoc::of)
+            .collect(),
     }
 }
 
@@ -374,15 +450,16 @@ pub fn render(doc: &StatusDoc) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<24} {:<12} {:>8} {:>6}  announced",
-        "UPSTREAM", "STATE", "UP (s)", "RCVD"
+        "{:<24} {:<12} {:<10} {:>8} {:>6}  announced",
+        "UPSTREAM", "STATE", "BFD", "UP (s)", "RCVD"
     );
     for u in &doc.upstream {
         let _ = writeln!(
             out,
-            "{:<24} {:<12} {:>8} {:>6}  {}",
+            "{:<24} {:<12} {:<10} {:>8} {:>6}  {}",
             u.neighbor,
             u.state,
+            u.bfd.as_deref().unwrap_or("-"),
             u.up_for_s
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -392,15 +469,16 @@ pub fn render(doc: &StatusDoc) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<24} {:<14} {:<20} {:>6} {:>9}",
-        "OVERLAY PEER", "STATE", "TRANSPORT", "ROUTES", "REJECTED"
+        "\n{:<24} {:<14} {:<10} {:<20} {:>6} {:>9}",
+        "OVERLAY PEER", "STATE", "BFD", "TRANSPORT", "ROUTES", "REJECTED"
     );
     for a in &doc.overlay {
         let _ = writeln!(
             out,
-            "{:<24} {:<14} {:<20} {:>6} {:>9}{}",
+            "{:<24} {:<14} {:<10} {:<20} {:>6} {:>9}{}",
             a.peer,
             a.state,
+            a.bfd.as_deref().unwrap_or("-"),
             a.transport.as_deref().unwrap_or("-"),
             a.routes,
             a.rejected.values().sum::<u64>(),
@@ -439,10 +517,41 @@ pub fn render(doc: &StatusDoc) -> String {
     for (name, c) in &doc.counters {
         let _ = writeln!(out, "{name:<28} {:>14} {:>12.1}", c.value, c.rate);
     }
+    if !doc.bfd.is_empty() {
+        render_bfd(&mut out, &doc.bfd);
+    }
     if let Some(dns) = &doc.dns {
         render_dns(&mut out, dns);
     }
     out
+}
+
+fn render_bfd(out: &mut String, sessions: &[BfdDoc]) {
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:<10} {:<10} {:>8} {:>9} {:>8}  last down; dropped",
+        "BFD SESSION", "STATE", "PEER", "TX (ms)", "DETECT", "FAILURES"
+    );
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
+    for b in sessions {
+        let dropped: Vec<String> = b.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "{:<28} {:<10} {:<10} {:>8} {:>9} {:>8}  {}; {}",
+            b.session,
+            b.state,
+            b.remote_state,
+            ms(b.tx_interval_ms),
+            ms(b.detection_time_ms),
+            b.failures,
+            b.last_down.as_deref().unwrap_or("-"),
+            if dropped.is_empty() {
+                "none".to_string()
+            } else {
+                dropped.join(", ")
+            },
+        );
+    }
 }
 
 fn render_dns(out: &mut String, dns: &DnsDoc) {
