@@ -27,6 +27,6 @@ fn the_lab_plays_every_scenario_as_the_design_says() {
     let outcomes = scenarios::demo(&lab, &mut |line| eprintln!("{line}"));
     let summary = scenarios::summary(&outcomes);
     eprintln!("{summary}");
-    assert_eq!(outcomes.len(), 6);
+    assert_eq!(outcomes.len(), 7);
     assert!(outcomes.iter().all(|o| o.passed), "{summary}");
 }

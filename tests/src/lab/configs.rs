@@ -84,6 +84,9 @@ pub const WEB_VIP: &str = "203.0.113.10";
 pub const DNS_VIP: &str = "203.0.113.53";
 /// The zone the PoPs' DNS service answers.
 pub const ZONE: &str = "cdn.test";
+/// The key of the BFD sessions between the ISPs and their PoPs
+/// (Meticulous Keyed SHA1, key ID 1).
+pub const BFD_SECRET: &str = "edge-lab-bfd";
 
 /// The zone every PoP's agent serves, the same everywhere: its names point
 /// at the anycast VIPs, and BGP picks the PoP.
@@ -104,9 +107,9 @@ pub fn dns_zone() -> String {
 }
 
 /// BIRD's config for ISP `isp`: its PoPs as eBGP neighbours (the anycast
-/// prefix only, GRACEFUL_SHUTDOWN honoured with local preference 0), the
-/// other ISP as a full eBGP peer, connected networks and the best routes
-/// installed in the kernel.
+/// prefix only, GRACEFUL_SHUTDOWN honoured with local preference 0,
+/// guarded by BFD at 100 ms × 3), the other ISP as a full eBGP peer,
+/// connected networks and the best routes installed in the kernel.
 pub fn bird(isp: &str) -> String {
     let (_, asn, router_id, _) = ISPS.iter().find(|i| i.0 == isp).copied().unwrap_or(ISPS[0]);
     let (other, other_asn, other_addr, _) =
@@ -119,12 +122,15 @@ pub fn bird(isp: &str) -> String {
          filter from_edge {{\n  if net != {ANYCAST} then reject;\n  \
          if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n  accept;\n}}\n\
          protocol bgp {other} {{\n  local {router_id} as {asn};\n  neighbor {other_addr} as {other_asn};\n  \
-         hold time 9;\n  connect retry time 1;\n  ipv4 {{ import all; export all; }};\n}}\n"
+         hold time 9;\n  connect retry time 1;\n  ipv4 {{ import all; export all; }};\n}}\n\
+         protocol bfd {{\n  interface \"i*\" {{\n    min rx interval 100 ms;\n    min tx interval 100 ms;\n    \
+         multiplier 3;\n    authentication meticulous keyed sha1;\n    password \"{BFD_SECRET}\" {{ id 1; }};\n  }};\n}}\n"
     );
     for pop in POPS.iter().chain([&ROGUE]).filter(|p| p.isp == isp) {
         config.push_str(&format!(
             "protocol bgp {name} {{\n  local {gw} as {asn};\n  neighbor {addr} as 64500;\n  hold time 9;\n  \
-             connect retry time 1;\n  graceful restart on;\n  ipv4 {{ import filter from_edge; export none; }};\n}}\n",
+             connect retry time 1;\n  error wait time 1, 5;\n  graceful restart on;\n  bfd on;\n  \
+             ipv4 {{ import filter from_edge; export none; }};\n}}\n",
             name = pop.name.replace('-', "_"),
             gw = pop.gateway,
             addr = pop.underlay,
@@ -150,7 +156,9 @@ pub fn agent(pop: &Pop, dir: &Path, pki: &Path) -> String {
         String::new()
     } else {
         format!(
-            "[[upstream]]\nname = \"{isp}\"\naddress = \"{gw}\"\nasn = {asn}\nhold_time = 9\nconnect_retry = \"1s\"\ngraceful_restart = \"60s\"\n",
+            "[bfd]\nmin_tx = \"100ms\"\nmin_rx = \"100ms\"\nmultiplier = 3\n\
+             auth = {{ type = \"meticulous-keyed-sha1\", key_id = 1, secret = \"{BFD_SECRET}\" }}\n\n\
+             [[upstream]]\nname = \"{isp}\"\naddress = \"{gw}\"\nasn = {asn}\nhold_time = 9\nconnect_retry = \"1s\"\ngraceful_restart = \"60s\"\nbfd = true\n",
             isp = pop.isp,
             gw = pop.gateway,
             asn = ISPS.iter().find(|i| i.0 == pop.isp).map_or(64496, |i| i.1),

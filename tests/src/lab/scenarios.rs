@@ -36,6 +36,7 @@ pub fn demo(lab: &Lab, say: &mut dyn FnMut(&str)) -> Vec<Outcome> {
         dns_failure(lab, &mut log),
         drain(lab, &mut log),
         rogue(lab, &mut log),
+        silent_death(lab, &mut log),
         restart(lab, &mut log),
     ]
 }
@@ -439,23 +440,154 @@ fn rogue(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
     )
 }
 
+/// Requests from `client` every 20 ms on their own thread, until
+/// stopped: how many were sent, how many nobody answered.
+struct Streamer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Streamer {
+    fn start(client: &'static str) -> Streamer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let thread = {
+            let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    // A lost request is one nobody answered.
+                    if who_serves(client).is_err() {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        Streamer {
+            stop,
+            sent,
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; (sent, lost).
+    fn stop(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (self.sent.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst))
+    }
+}
+
+/// Whether `pop`'s status shows its adjacency with `peer` established.
+fn adjacent(lab: &Lab, pop: &str, peer: &str) -> bool {
+    lab.status_json(pop).is_some_and(|s| {
+        s["overlay"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["peer"] == format!("edge://{peer}") && x["state"] == "established")
+        })
+    })
+}
+
+/// Polls until `check` holds; the time it took.
+fn until(timeout: Duration, check: impl Fn() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// isp1 drops every frame to and from pop-a (its link stays up): the
+/// way a hung box, a power loss behind a switch or a dead line card look.
+const SILENCE_POP_A: &str = "table inet silent_pop_a {\n  \
+    chain through { type filter hook forward priority 0; policy accept; iifname \"i1-a\" drop; oifname \"i1-a\" drop; }\n  \
+    chain to_isp1 { type filter hook input priority 0; policy accept; iifname \"i1-a\" drop; }\n  \
+    chain from_isp1 { type filter hook output priority 0; policy accept; oifname \"i1-a\" drop; }\n}\n";
+
+fn nft_in(lab: &Lab, short: &str, ruleset: &str) -> Result<String, String> {
+    let file = lab.dir.join(format!("{short}.nft"));
+    std::fs::write(&file, ruleset).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    net::run(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &net::ns(short), "nft", "-f"])
+            .arg(&file),
+    )
+}
+
+fn silent_death(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
+    const NAME: &str = "pop-a dies silently: BFD routes isp1 and the peers around it";
+    const VIA_ISP2: &str = "198.51.100.98";
+    const VIA_POP_A: &str = "198.51.100.2";
+    let streamer = Streamer::start("client1");
+    std::thread::sleep(Duration::from_millis(300));
+    log("isp1: every frame to and from pop-a dropped (nftables; the link stays up)");
+    if let Err(e) = nft_in(lab, "isp1", SILENCE_POP_A) {
+        let _ = streamer.stop();
+        return outcome(NAME, false, e);
+    }
+    let cut = Instant::now();
+    let isp1 = until_routed(VIA_ISP2, Duration::from_secs(15)).map(|_| cut.elapsed());
+    // pop-b and pop-c, measured from the cut.
+    let peers_gone = until(Duration::from_secs(15), || {
+        !adjacent(lab, "pop-b", "pop-a") && !adjacent(lab, "pop-c", "pop-a")
+    })
+    .map(|_| cut.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, lost) = streamer.stop();
+    match (&isp1, &peers_gone) {
+        (Ok(x), Some(y)) => log(&format!(
+            "isp1 routes around pop-a after {:.0} ms; pop-b and pop-c dropped pop-a after {:.0} ms; client1 sent {sent} requests, {lost} lost",
+            x.as_secs_f64() * 1000.0,
+            y.as_secs_f64() * 1000.0
+        )),
+        _ => log(&format!("isp1: {isp1:?}; peers: {peers_gone:?}")),
+    }
+    log("isp1: pop-a's frames pass again");
+    let _ = nft_in(lab, "isp1", "delete table inet silent_pop_a\n");
+    let back = Instant::now();
+    let rejoined = until_routed(VIA_POP_A, Duration::from_secs(30)).ok().and_then(|_| {
+        until(Duration::from_secs(30), || {
+            adjacent(lab, "pop-b", "pop-a") && adjacent(lab, "pop-c", "pop-a")
+        })
+    });
+    let served = until_served("client1", Duration::from_secs(10), |p| p == "pop-a");
+    let rejoin = rejoined.map(|_| back.elapsed());
+    if let Some(t) = rejoin {
+        log(&format!(
+            "pop-a rejoined after {t:.2?}: isp1 routes via pop-a, every adjacency up, client1 served by pop-a: {}",
+            served.is_ok()
+        ));
+    }
+    match (isp1, peers_gone) {
+        (Ok(x), Some(y)) => outcome(
+            NAME,
+            x < Duration::from_secs(9) && y < Duration::from_secs(9) && rejoin.is_some() && served.is_ok(),
+            format!(
+                "isp1 routed around it after {:.0} ms, its peers after {:.0} ms (hold time 9 s); {lost} of {sent} requests lost; rejoined after {}",
+                x.as_secs_f64() * 1000.0,
+                y.as_secs_f64() * 1000.0,
+                rejoin.map_or_else(|| "-".to_string(), |t| format!("{t:.2?}")),
+            ),
+        ),
+        (Err(e), _) => outcome(NAME, false, e),
+        (_, None) => outcome(NAME, false, "pop-b or pop-c kept pop-a".into()),
+    }
+}
+
 fn restart(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
     const NAME: &str = "pop-a's agent restarts while client1 streams requests";
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let streamer = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                sent.fetch_add(1, Ordering::SeqCst);
-                // A lost request is one nobody answered.
-                if who_serves("client1").is_err() {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let streamer = Streamer::start("client1");
     std::thread::sleep(Duration::from_millis(500));
     log("pop-a: agent stopped (SIGTERM, keep-state) and started again");
     let t0 = Instant::now();
@@ -472,9 +604,7 @@ fn restart(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
         .and_then(|()| lab.wait_ready(Duration::from_secs(60)));
     let took = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let _ = streamer.join();
-    let (sent, failed) = (sent.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    let (sent, failed) = streamer.stop();
     log(&format!(
         "pop-a: agent back after {took:.2?}; client1 sent {sent} requests, {failed} lost"
     ));
