@@ -263,6 +263,7 @@ impl Agent {
                 drained: drained_rx,
                 overlay: overlay.status(),
                 internet_up,
+                upstream_paths: upstream_paths(&config.upstream, &upstream_bfd),
             },
             ControlOutputs {
                 dataplane,
@@ -452,6 +453,42 @@ fn bind_upstream(
                 })
         })
         .collect()
+}
+
+/// Whether some upstream path is alive as far as BFD can tell, kept up to
+/// date from the upstream BFD sessions: false only while every upstream
+/// neighbour runs BFD and each session has failed since the start and is
+/// not back up. (Down before the first Up is no failure: a starting or
+/// restarting node must not withdraw on that.)
+fn upstream_paths(
+    upstream: &[NeighborConfig],
+    sessions: &[Option<crate::bfd::BfdSession>],
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(true);
+    let mut watched: Vec<watch::Receiver<BfdStatus>> = sessions
+        .iter()
+        .flatten()
+        .map(|s| s.status.clone())
+        .collect();
+    if watched.is_empty() || upstream.iter().any(|n| n.bfd.is_none()) {
+        // A neighbour without BFD: nothing tells its path is down.
+        return rx;
+    }
+    tokio::spawn(async move {
+        loop {
+            let alive = watched.iter_mut().any(|w| {
+                let s = w.borrow_and_update();
+                s.session.counters.failures == 0 || s.session.state == crate::bfd::packet::State::Up
+            });
+            tx.send_if_modified(|old| std::mem::replace(old, alive) != alive);
+            let changes = watched.iter_mut().map(|w| Box::pin(w.changed()));
+            let (changed, _, _) = futures_util::future::select_all(changes).await;
+            if changed.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Waits, at most [`WARM_UP`], until the kernel has been reconciled once,

@@ -142,10 +142,7 @@ impl Scene {
         let mut neighbor = BgpNeighbor::new("edge", "198.51.100.2".parse().unwrap(), CDN_ASN);
         neighbor.options = format!("  password \"{MD5}\";\n  bfd on;\n{bird_options}");
         // BFD as the example's [bfd] has it.
-        let bfd = format!(
-            "protocol bfd {{\n  interface \"*\" {{\n    min rx interval 100 ms;\n    min tx interval 100 ms;\n    \
-             multiplier 3;\n    authentication meticulous keyed sha1;\n    password \"{BFD_KEY}\" {{ id 1; }};\n  }};\n}}\n"
-        );
+        let bfd = edge_tests::bfd::bird_protocol("*", BFD_KEY);
         let bird = Bird::start(
             &isp,
             &(bgp_config("198.51.100.1".parse().unwrap(), 64496, &[neighbor]) + &bfd),

@@ -7,6 +7,7 @@
 //!   removed on drop, so also when a test panics, and reaped when a test
 //!   process died without dropping them.
 //! - [`pins`]: a private bpffs pin directory per test, removed on drop.
+//! - [`bfd`]: BIRD's BFD block and forged BFD packets;
 //! - [`daemon`], [`bird`] and [`gobgp`]: real peers started from generated config,
 //!   killed on drop.
 //! - [`fixture`]: a configured data plane in a namespace (pipeline tests, benchmarks).
@@ -23,6 +24,7 @@
 //! - [`logs`]: log lines captured in memory, for assertions on them.
 
 pub mod agent;
+pub mod bfd;
 pub mod bird;
 pub mod command;
 pub mod counters;

@@ -14,11 +14,12 @@ use edge_agent::{
     bfd::{
         BfdStatus, DropReason, SessionConfig, Timers,
         auth::AuthKey,
-        packet::{self, AuthSection, Diag, Packet, State as BfdState},
+        packet::{Diag, State as BfdState},
     },
     bgp::{message::Family, session::DownReason, session::State, speaker::Status},
 };
 use edge_tests::{
+    bfd::forged_down,
     bird::{BgpNeighbor, Bird, bgp_config},
     netns::Netns,
     plan::{CDN_ASN, ISP_ASNS, underlay_v4},
@@ -54,10 +55,7 @@ fn world() -> (Netns, Netns, Bird) {
         options: "  bfd on;\n  error wait time 1, 2;".into(),
         ..BgpNeighbor::new("edge", underlay_v4(2).into(), CDN_ASN)
     };
-    let bfd = format!(
-        "protocol bfd {{\n  interface \"*\" {{\n    min rx interval 100 ms;\n    min tx interval 100 ms;\n    \
-         multiplier 3;\n    authentication meticulous keyed sha1;\n    password \"{SECRET}\" {{ id 1; }};\n  }};\n}}\n"
-    );
+    let bfd = edge_tests::bfd::bird_protocol("*", SECRET);
     let bird = Bird::start(
         &isp,
         &(bgp_config(underlay_v4(1), ISP_ASNS[0], &[neighbor]) + &bfd),
@@ -150,19 +148,29 @@ fn bfd_with_bird_detects_a_silent_path_both_ways_and_recovers() {
         s.session.state == BfdState::Up
     });
 
-    // BIRD's frames stop: we detect it and close BGP ourselves.
+    // BIRD's frames stop: we detect it and close BGP ourselves. (The
+    // first cut counted a failure too: BIRD told us it went down.)
     let failures = bfd.borrow().session.counters.failures;
+    let sessions = speaker.status.borrow().established_count;
     let cut = Instant::now();
     drop_bfd_out(&isp);
+    wait_bfd(
+        &bfd,
+        "our BFD to find the path down",
+        Duration::from_secs(5),
+        |s| s.session.counters.failures > failures,
+    );
+    let we_detected = cut.elapsed();
     speaker.wait_for(
         "the session closed on BFD down",
         Duration::from_secs(5),
-        |s| s.last_down == Some(DownReason::PathDown),
+        |s| !established(s) && s.last_down == Some(DownReason::PathDown),
     );
     let we_closed = cut.elapsed();
     let status = bfd.borrow().clone();
     assert_eq!(status.session.counters.failures, failures + 1);
     assert_eq!(status.session.last_down, Some(Diag::DetectionTimeExpired));
+    assert_eq!(speaker.status.borrow().established_count, sessions);
     restore(&isp);
     speaker.wait_for(
         "Established after BIRD's BFD returns",
@@ -173,7 +181,7 @@ fn bfd_with_bird_detects_a_silent_path_both_ways_and_recovers() {
         s.session.state == BfdState::Up
     });
     eprintln!(
-        "BIRD closed BGP {bird_closed:?} after our BFD stopped; we closed {we_closed:?} after BIRD's stopped"
+        "BIRD closed BGP {bird_closed:?} after our BFD stopped; we detected BIRD's silence after {we_detected:?} and closed BGP after {we_closed:?}"
     );
 }
 
@@ -190,34 +198,12 @@ fn forged_and_off_link_bfd_packets_change_nothing_and_are_counted() {
     let status = bfd.borrow().clone();
     // What BIRD would send to take us down, with the right discriminators.
     let down = |secret: &[u8], sequence: u32| {
-        let key = AuthKey {
-            meticulous: true,
-            key_id: 1,
-            secret: secret.to_vec(),
-        };
-        let p = Packet {
-            diag: Diag::PathDown,
-            state: BfdState::Down,
-            poll: false,
-            final_: false,
-            cpi: false,
-            demand: false,
-            detect_mult: 3,
-            my_disc: status.session.remote_disc,
-            your_disc: status.session.local_disc,
-            desired_min_tx: 100_000,
-            required_min_rx: 100_000,
-            required_min_echo_rx: 0,
-            auth: Some(AuthSection {
-                kind: key.kind(),
-                key_id: 1,
-                sequence,
-            }),
-        };
-        let mut out = Vec::new();
-        packet::encode(&p, &mut out);
-        key.sign(&mut out);
-        out
+        forged_down(
+            status.session.remote_disc,
+            status.session.local_disc,
+            secret,
+            sequence,
+        )
     };
     let to = SocketAddr::new(underlay_v4(2).into(), 3784);
     isp.run(|| {

@@ -69,7 +69,7 @@ fn announce_drain_withdraw_and_shutdown_at_bird() {
             let stream = tokio::net::TcpStream::connect(neighbor.peer)
                 .await
                 .expect("connect to BIRD");
-            io::run_connection(stream, true, speaker, intent, &telemetry).await
+            io::run_connection(stream, true, speaker, intent, &telemetry, None).await
         })
     });
     let established = Instant::now() + Duration::from_secs(15);

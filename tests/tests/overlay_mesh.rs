@@ -16,8 +16,7 @@ use std::{
 use edge_agent::{
     bfd::{
         DropReason, Timers,
-        auth::AuthKey,
-        packet::{self, AuthSection, Diag, Packet, State as BfdState},
+        packet::{Diag, State as BfdState},
     },
     overlay::{
         adjacency::AdjState, config::DEFAULT_PORT, config::OverlayConfig, identity::Identity,
@@ -25,6 +24,7 @@ use edge_agent::{
     },
 };
 use edge_tests::{
+    bfd::forged_down,
     overlay::{Lab, Node, Underlay, config, private_v4},
     plan::{VIP_DNS_V4, VIP_WEB_V4, VIP_WEB_V6, node_v4, node_v6, underlay_v4, underlay_v6},
     privilege::require_root,
@@ -413,34 +413,13 @@ fn with_bfd_a_silent_node_leaves_every_rib_at_once_and_forgeries_change_nothing(
         socket.set_ip_transparent_v4(true).unwrap();
         let from = SocketAddr::new(underlay_v4(2).into(), 50_000);
         socket.bind(&from.into()).unwrap();
-        let key = AuthKey {
-            meticulous: true,
-            key_id: 1,
-            secret: b"not-the-tls-exporter".to_vec(),
-        };
         for sequence in 0..20u32 {
-            let p = Packet {
-                diag: Diag::PathDown,
-                state: BfdState::Down,
-                poll: false,
-                final_: false,
-                cpi: false,
-                demand: false,
-                detect_mult: 3,
-                my_disc: at_a.session.remote_disc,
-                your_disc: at_a.session.local_disc,
-                desired_min_tx: 100_000,
-                required_min_rx: 100_000,
-                required_min_echo_rx: 0,
-                auth: Some(AuthSection {
-                    kind: key.kind(),
-                    key_id: 1,
-                    sequence,
-                }),
-            };
-            let mut out = Vec::new();
-            packet::encode(&p, &mut out);
-            key.sign(&mut out);
+            let out = forged_down(
+                at_a.session.remote_disc,
+                at_a.session.local_disc,
+                b"not-the-tls-exporter",
+                sequence,
+            );
             let to = SocketAddr::new(underlay_v4(1).into(), 4784);
             socket.send_to(&out, &to.into()).unwrap();
         }

@@ -428,6 +428,7 @@ fn bad_routes_from_an_authenticated_peer_are_rejected_and_counted_good_ones_kept
                     config,
                     origination,
                     commands_rx,
+                    None,
                     events,
                 ));
                 tokio::spawn(async move { while events_rx.recv().await.is_some() {} });

@@ -384,6 +384,21 @@ impl Endpoint {
             .find_map(|(id, e)| e.session.poll_transmit(now, out).then_some(*id))
     }
 
+    /// Every packet due at `now`, in one pass over the sessions: `send`
+    /// gets each with the session sending it.
+    pub fn transmit_due(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+        mut send: impl FnMut(SessionId, &[u8]),
+    ) {
+        for (id, e) in &mut self.sessions {
+            while e.session.wants_transmit(now) && e.session.poll_transmit(now, out) {
+                send(*id, out);
+            }
+        }
+    }
+
     /// The next state change of any session.
     pub fn poll_transition(&mut self) -> Option<(SessionId, Transition)> {
         self.sessions

@@ -28,7 +28,7 @@ use super::{
     packet::{MAX_LEN, State},
     session::{SessionConfig, SessionStatus, Transition},
 };
-use crate::net::{random, time::sleep_until};
+use crate::net::random;
 
 /// The lowest source port of our sessions (RFC 5881 §4).
 pub const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
@@ -200,15 +200,16 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut open = true;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
-        let now = Instant::now();
-        while let Some(id) = endpoint.poll_transmit(now, &mut out) {
+        endpoint.transmit_due(Instant::now(), &mut out, |id, packet| {
             if let Some(r) = running.get_mut(&id) {
-                if r.socket.send_to(&out, &r.to.into()).is_err() {
+                if r.socket.send_to(packet, &r.to.into()).is_err() {
                     r.send_errors += 1;
                 }
             }
-        }
+        });
         while let Some((id, transition)) = endpoint.poll_transition() {
             if let Some(r) = running.get(&id) {
                 log_transition(&r.name, &transition, &endpoint, id);
@@ -217,6 +218,15 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
         }
         if !open && running.is_empty() {
             return;
+        }
+        // One timer, moved rather than made anew at every turn.
+        let deadline = endpoint.poll_timeout();
+        let armed = deadline.is_some();
+        if let Some(at) = deadline {
+            let at = tokio::time::Instant::from_std(at);
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
         }
         let mut ready = receivers.values();
         let (a, b, c, d) = (ready.next(), ready.next(), ready.next(), ready.next());
@@ -250,7 +260,7 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
             hop = readable(b) => drain(hop, b, &mut endpoint, &mut buf),
             hop = readable(c) => drain(hop, c, &mut endpoint, &mut buf),
             hop = readable(d) => drain(hop, d, &mut endpoint, &mut buf),
-            () = sleep_until(endpoint.poll_timeout()) => endpoint.handle_timeout(Instant::now()),
+            () = &mut timer, if armed => endpoint.handle_timeout(Instant::now()),
             _ = sweep.tick() => {
                 let now = Instant::now();
                 running.retain(|id, r| {

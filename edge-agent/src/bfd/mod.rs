@@ -23,3 +23,31 @@ pub mod session;
 pub use endpoint::{DropReason, Hop, SessionKey};
 pub use io::{Bfd, BfdError, BfdSession, BfdStatus};
 pub use session::{SessionConfig, Timers};
+
+/// A client's view of a session for other modules' tests: `name`, with
+/// `key`, in `state`, having failed `failures` times.
+#[cfg(test)]
+pub(crate) fn test_status(
+    name: &str,
+    key: SessionKey,
+    state: packet::State,
+    failures: u64,
+) -> BfdStatus {
+    let config = SessionConfig {
+        timers: Timers {
+            min_tx: std::time::Duration::from_millis(100),
+            min_rx: std::time::Duration::from_millis(100),
+            multiplier: 3,
+        },
+        auth: None,
+    };
+    let mut session = session::Session::new(config, 1, 1, std::time::Instant::now()).status();
+    session.state = state;
+    session.counters.failures = failures;
+    BfdStatus {
+        name: name.into(),
+        key,
+        session,
+        drops: Default::default(),
+    }
+}

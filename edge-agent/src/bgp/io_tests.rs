@@ -471,3 +471,55 @@ fn failures_before_established_are_logged_once_a_minute_and_every_session_down()
         1
     );
 }
+
+/// A BFD session's status as a client sees it, with `failures` failures.
+fn liveness(failures: u64) -> crate::bfd::BfdStatus {
+    let key = crate::bfd::SessionKey {
+        peer: IpAddr::V4(PEER_ID),
+        local: None,
+        hop: crate::bfd::Hop::Single,
+    };
+    crate::bfd::test_status(
+        "upstream 198.51.100.1",
+        key,
+        crate::bfd::packet::State::Up,
+        failures,
+    )
+}
+
+#[test]
+fn a_bfd_failure_ends_the_session_at_once_and_earlier_ones_do_not() {
+    runtime().block_on(async {
+        let (ours, theirs) = duplex(65536);
+        let (_intent_tx, intent) = watch::channel(Intent::default());
+        let (telemetry, mut status) = Telemetry::new();
+        // A failure before the session started is not this session's.
+        let (bfd_tx, mut bfd) = watch::channel(liveness(1));
+        let mut session = config(Ipv4Addr::new(192, 0, 2, 1));
+        session.passive = true;
+        let speaker = Speaker::new(session, origination(), Instant::now());
+        let run = tokio::spawn(async move {
+            run_connection(ours, true, speaker, intent, &telemetry, Some(&mut bfd)).await
+        });
+        let mut peer = Peer(theirs);
+        assert!(matches!(peer.recv().await, Message::Open(_)));
+        peer.open().await;
+        assert_eq!(peer.recv().await, Message::Keepalive);
+        peer.send(Message::Keepalive).await;
+        established(&mut status).await;
+        // A status change that is no failure changes nothing.
+        bfd_tx.send_modify(|s| s.session.counters.ups += 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!run.is_finished());
+        bfd_tx.send_modify(|s| s.session.counters.failures += 1);
+        let reason = tokio::time::timeout(Duration::from_secs(2), run)
+            .await
+            .expect("the session ends at once")
+            .unwrap();
+        assert_eq!(reason, DownReason::PathDown);
+        // The connection was closed with no NOTIFICATION.
+        let mut rest = Vec::new();
+        let _ = peer.0.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "{rest:?}");
+    });
+}

@@ -534,3 +534,42 @@ fn collisions_keep_the_connection_of_the_higher_identifier() {
         Keep::Outbound
     );
 }
+
+#[test]
+fn a_path_down_closes_the_session_at_once_without_a_notification_and_retries() {
+    let t0 = Instant::now();
+    let mut s = established(Ipv4Addr::new(198, 51, 100, 1), false, t0);
+    s.set_intent(&intent(&[(V4, OriginAttrs::default())]), t0);
+    let _ = sent(&mut s, t0);
+    let _ = events(&mut s);
+    s.path_down(t0);
+    // Nothing to send: the neighbour could not hear it.
+    assert!(s.transmit().is_empty());
+    let ev = events(&mut s);
+    assert!(ev.contains(&SpeakerEvent::Close), "{ev:?}");
+    assert!(
+        ev.contains(&SpeakerEvent::Down(DownReason::PathDown)),
+        "{ev:?}"
+    );
+    assert_eq!(s.status().last_down, Some(DownReason::PathDown));
+    // Once the connection is gone, a second report changes nothing.
+    s.connection_lost(t0);
+    s.path_down(t0);
+    assert!(
+        !events(&mut s)
+            .iter()
+            .any(|e| matches!(e, SpeakerEvent::Down(_)))
+    );
+    // It connects again after the connect-retry time, announcing again.
+    s.handle_timeout(t0 + Duration::from_secs(6));
+    assert!(events(&mut s).contains(&SpeakerEvent::Connect));
+}
+
+#[test]
+fn a_path_down_before_established_changes_nothing() {
+    let t0 = Instant::now();
+    let mut s = Speaker::new(config(false), origination(), t0);
+    let _ = events(&mut s);
+    s.path_down(t0);
+    assert!(events(&mut s).is_empty());
+}

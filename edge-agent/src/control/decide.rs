@@ -87,6 +87,11 @@ pub struct Inputs<'a> {
     /// The Internet interface is up (`None`: unknown or missing, treated
     /// as down).
     pub internet_up: Option<bool>,
+    /// Some path to an upstream router is alive as far as BFD can tell:
+    /// false only once every upstream session runs BFD and each has
+    /// failed and is not back up. Unfit then, a node comes back through
+    /// the hold-down, so a flapping link is damped like any other flap.
+    pub upstream_paths: bool,
     /// Now.
     pub now: Instant,
 }
@@ -175,7 +180,7 @@ pub fn decide(config: &ControlConfig, inputs: &Inputs<'_>, fitness: &mut Fitness
         .map(|(addr, peer)| (*addr, (peer.clone(), *addr)))
         .collect();
     peers.extend(trusted.values().cloned());
-    let fit = fitness_of(config, &servable, inputs.internet_up);
+    let fit = fitness_of(config, &servable, inputs.internet_up, inputs.upstream_paths);
     let upstream = fitness.update(&config.fitness, fit.is_ok(), inputs.drained, inputs.now);
     let upstream_attrs = match upstream {
         Announce::Drain => OriginAttrs {
@@ -197,15 +202,20 @@ pub fn decide(config: &ControlConfig, inputs: &Inputs<'_>, fitness: &mut Fitness
     }
 }
 
-/// Fit: the Internet interface is up, and every required service (or, with
-/// none configured, at least one service) can be served here or forwarded.
+/// Fit: the Internet interface is up, some upstream path is alive, and
+/// every required service (or, with none configured, at least one
+/// service) can be served here or forwarded.
 fn fitness_of(
     config: &ControlConfig,
     servable: &BTreeSet<String>,
     internet_up: Option<bool>,
+    upstream_paths: bool,
 ) -> Result<(), String> {
     if internet_up != Some(true) {
         return Err("the Internet interface is down".into());
+    }
+    if !upstream_paths {
+        return Err("BFD found the path to every upstream router down".into());
     }
     if config.required.is_empty() {
         if servable.is_empty() && !config.services.is_empty() {

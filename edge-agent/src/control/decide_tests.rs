@@ -90,6 +90,7 @@ struct Step {
     peers: Vec<(&'static str, &'static str, &'static [&'static str])>,
     drained: bool,
     internet_up: Option<bool>,
+    upstream_paths: bool,
     /// (service id, local bit, backend names)
     want_services: &'static [(u32, bool, &'static [&'static str])],
     want_advertise: &'static [&'static str],
@@ -112,6 +113,7 @@ fn run(required: &[&str], steps: Vec<Step>) {
             drained: step.drained,
             overlay: &overlay,
             internet_up: step.internet_up,
+            upstream_paths: step.upstream_paths,
             now: t0 + Duration::from_secs(step.at),
         };
         let d = decide(&config, &inputs, &mut fitness);
@@ -161,6 +163,7 @@ fn step(what: &'static str, at: u64) -> Step {
         peers: vec![],
         drained: false,
         internet_up: Some(true),
+        upstream_paths: true,
         want_services: &[],
         want_advertise: &[],
         want_upstream: Announce::Announce,
@@ -351,6 +354,42 @@ fn operator_drain_and_interface_down_drain_the_node() {
 }
 
 #[test]
+fn every_upstream_path_down_makes_the_node_unfit_and_it_returns_through_the_hold_down() {
+    let up: &'static [(&str, Effective)] = &[("web", Effective::Up), ("dns", Effective::Up)];
+    let all = &["203.0.113.10", "203.0.113.53", "2001:db8:ac::10"];
+    run(
+        &[],
+        vec![
+            Step {
+                local: up,
+                want_advertise: all,
+                ..step("announced", 0)
+            },
+            Step {
+                local: up,
+                upstream_paths: false,
+                // Still served and advertised to peers: only the Internet
+                // announcement is about upstream paths.
+                want_advertise: all,
+                want_upstream: Announce::Drain,
+                ..step("BFD: every upstream path down", 1)
+            },
+            Step {
+                local: up,
+                want_advertise: all,
+                want_upstream: Announce::Drain,
+                ..step("BFD up again: held down, not announced on BFD Up alone", 2)
+            },
+            Step {
+                local: up,
+                want_advertise: all,
+                ..step("hold-down over", 13)
+            },
+        ],
+    );
+}
+
+#[test]
 fn netlink_inputs_carry_addresses_and_peer_paths() {
     let config = config(&[]);
     let local: BTreeMap<String, Effective> = [("dns".to_string(), Effective::Up)].into();
@@ -360,6 +399,7 @@ fn netlink_inputs_carry_addresses_and_peer_paths() {
         drained: false,
         overlay: &overlay,
         internet_up: Some(true),
+        upstream_paths: true,
         now: Instant::now(),
     };
     let d = decide(&config, &inputs, &mut Fitness::new());

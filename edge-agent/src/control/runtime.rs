@@ -55,6 +55,9 @@ pub struct ControlInputs {
     pub overlay: watch::Receiver<OverlayStatus>,
     /// Whether the Internet interface is up.
     pub internet_up: watch::Receiver<Option<bool>>,
+    /// Whether some upstream path is alive as far as BFD can tell (see
+    /// `decide::Inputs::upstream_paths`).
+    pub upstream_paths: watch::Receiver<bool>,
 }
 
 /// What the loop drives.
@@ -198,6 +201,7 @@ impl Core {
             let overlay = inputs.overlay.borrow_and_update().clone();
             let drained = *inputs.drained.borrow_and_update();
             let internet_up = *inputs.internet_up.borrow_and_update();
+            let upstream_paths = *inputs.upstream_paths.borrow_and_update();
             let now = Instant::now();
             let desired = decide(
                 &self.config,
@@ -206,6 +210,7 @@ impl Core {
                     drained,
                     overlay: &overlay,
                     internet_up,
+                    upstream_paths,
                     now,
                 },
                 &mut self.fitness,
@@ -237,6 +242,7 @@ impl Core {
                     r = inputs.overlay.changed() => if r.is_err() { return },
                     r = inputs.drained.changed() => if r.is_err() { return },
                     r = inputs.internet_up.changed() => if r.is_err() { return },
+                    r = inputs.upstream_paths.changed() => if r.is_err() { return },
                     () = sleep_until(deadline) => {}
                 }
                 break;

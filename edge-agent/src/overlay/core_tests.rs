@@ -970,3 +970,66 @@ fn refusals_are_all_counted_but_logged_once_a_minute_per_source_and_reason() {
     );
     assert_eq!(capture.lines("refused connection from 198.51.100.67"), 1);
 }
+
+/// A BFD session's status as the connection task reports it.
+fn liveness(state: crate::bfd::packet::State, failures: u64) -> Box<crate::bfd::BfdStatus> {
+    let key = crate::bfd::SessionKey {
+        peer: ip("198.51.100.2"),
+        local: Some(ip("198.51.100.1")),
+        hop: crate::bfd::Hop::Multi,
+    };
+    let name = format!("overlay {}", id(B));
+    Box::new(crate::bfd::test_status(&name, key, state, failures))
+}
+
+#[test]
+fn bfd_reports_show_in_the_adjacency_and_a_path_down_takes_its_routes_at_once() {
+    use crate::bfd::packet::State as BfdState;
+    let mut node = Node::new(Setup::default());
+    let conn = node.until_dial(B, Duration::from_secs(1));
+    let (conn, _) = node.dial_succeeds(B, conn);
+    node.event(OverlayEvent::Established { peer: id(B), conn });
+    node.update(
+        B,
+        conn,
+        announce(&["192.0.2.2/32", "203.0.113.20/32"], "198.51.100.2"),
+    );
+    node.event(OverlayEvent::Liveness {
+        peer: id(B),
+        conn,
+        status: liveness(BfdState::Up, 0),
+    });
+    // A report for another connection is not the adjacency's.
+    node.event(OverlayEvent::Liveness {
+        peer: id(B),
+        conn: conn + 100,
+        status: liveness(BfdState::Down, 5),
+    });
+    let status = node.core.status();
+    let bfd = status.adjacencies[&id(B)].bfd.as_ref().expect("BFD shown");
+    assert_eq!(
+        (bfd.session.state, bfd.session.counters.failures),
+        (BfdState::Up, 0)
+    );
+    assert_eq!(status.routes, 2);
+    // BFD finds the path down: the session ends with that reason, and
+    // the routes go with it; the last BFD word stays to be seen.
+    node.event(OverlayEvent::Liveness {
+        peer: id(B),
+        conn,
+        status: liveness(BfdState::Down, 1),
+    });
+    node.event(OverlayEvent::Ended {
+        peer: id(B),
+        conn,
+        reason: DownReason::PathDown,
+    });
+    let status = node.core.status();
+    assert_eq!(status.routes, 0);
+    assert!(status.services.is_empty());
+    assert_eq!(status.adjacencies[&id(B)].state, AdjState::Down);
+    let bfd = status.adjacencies[&id(B)].bfd.as_ref().unwrap();
+    assert_eq!(bfd.session.counters.failures, 1);
+    // Redialed with the usual backoff.
+    node.until_dial(B, Duration::from_secs(2));
+}

@@ -122,10 +122,9 @@ pub fn bird(isp: &str) -> String {
          filter from_edge {{\n  if net != {ANYCAST} then reject;\n  \
          if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n  accept;\n}}\n\
          protocol bgp {other} {{\n  local {router_id} as {asn};\n  neighbor {other_addr} as {other_asn};\n  \
-         hold time 9;\n  connect retry time 1;\n  ipv4 {{ import all; export all; }};\n}}\n\
-         protocol bfd {{\n  interface \"i*\" {{\n    min rx interval 100 ms;\n    min tx interval 100 ms;\n    \
-         multiplier 3;\n    authentication meticulous keyed sha1;\n    password \"{BFD_SECRET}\" {{ id 1; }};\n  }};\n}}\n"
+         hold time 9;\n  connect retry time 1;\n  ipv4 {{ import all; export all; }};\n}}\n"
     );
+    config.push_str(&crate::bfd::bird_protocol("i*", BFD_SECRET));
     for pop in POPS.iter().chain([&ROGUE]).filter(|p| p.isp == isp) {
         config.push_str(&format!(
             "protocol bgp {name} {{\n  local {gw} as {asn};\n  neighbor {addr} as 64500;\n  hold time 9;\n  \

@@ -480,7 +480,10 @@ impl Streamer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        (self.sent.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst))
+        (
+            self.sent.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -556,11 +559,13 @@ fn silent_death(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
     log("isp1: pop-a's frames pass again");
     let _ = nft_in(lab, "isp1", "delete table inet silent_pop_a\n");
     let back = Instant::now();
-    let rejoined = until_routed(VIA_POP_A, Duration::from_secs(30)).ok().and_then(|_| {
-        until(Duration::from_secs(30), || {
-            adjacent(lab, "pop-b", "pop-a") && adjacent(lab, "pop-c", "pop-a")
-        })
-    });
+    let rejoined = until_routed(VIA_POP_A, Duration::from_secs(30))
+        .ok()
+        .and_then(|_| {
+            until(Duration::from_secs(30), || {
+                adjacent(lab, "pop-b", "pop-a") && adjacent(lab, "pop-c", "pop-a")
+            })
+        });
     let served = until_served("client1", Duration::from_secs(10), |p| p == "pop-a");
     let rejoin = rejoined.map(|_| back.elapsed());
     if let Some(t) = rejoin {
@@ -572,7 +577,10 @@ fn silent_death(lab: &Lab, log: &mut dyn FnMut(&str)) -> Outcome {
     match (isp1, peers_gone) {
         (Ok(x), Some(y)) => outcome(
             NAME,
-            x < Duration::from_secs(9) && y < Duration::from_secs(9) && rejoin.is_some() && served.is_ok(),
+            x < Duration::from_secs(9)
+                && y < Duration::from_secs(9)
+                && rejoin.is_some()
+                && served.is_ok(),
             format!(
                 "isp1 routed around it after {:.0} ms, its peers after {:.0} ms (hold time 9 s); {lost} of {sent} requests lost; rejoined after {}",
                 x.as_secs_f64() * 1000.0,
