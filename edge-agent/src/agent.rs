@@ -361,14 +361,12 @@ impl Agent {
         self.health.set_admin(service, admin)
     }
 
-    /// Stops in a safe order: withdraw upstream (Cease), stop the control
-    /// loop, leave the overlay, stop the DNS service, remove the kernel
+    /// Stops in a safe order: withdraw upstream (Cease), take the upstream
+    /// BFD sessions administratively down, stop the control loop, leave
+    /// the overlay, stop the DNS service, remove the kernel
     /// state (unless the netlink config keeps it), then detach and unpin
     /// the data plane.
     pub async fn stop(self) {
-        if let Some(bfd) = &self.bfd {
-            bfd.shutdown().await;
-        }
         for intent in &self.upstream_intents {
             intent.send_modify(|i| i.stop("edge agent stopping"));
         }
@@ -377,6 +375,11 @@ impl Agent {
         }
         for task in self.upstream_tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        }
+        // After the Ceases: a router that takes AdminDown for a failure
+        // would otherwise close the session before our withdrawals.
+        if let Some(bfd) = &self.bfd {
+            bfd.shutdown().await;
         }
         let dataplane = self.control.stop().await;
         if let Ok(overlay) = Arc::try_unwrap(self.overlay) {

@@ -51,6 +51,9 @@ pub struct BfdStatus {
     pub session: SessionStatus,
     /// Packets dropped that were for this session.
     pub drops: Drops,
+    /// Packets the kernel would not send (no route to the peer, a full
+    /// socket buffer).
+    pub send_errors: u64,
 }
 
 /// A running session; dropping it ends the session.
@@ -202,6 +205,7 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
     let mut open = true;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
+    let mut drop_log = DropLog::default();
     loop {
         endpoint.transmit_due(Instant::now(), &mut out, |id, packet| {
             if let Some(r) = running.get_mut(&id) {
@@ -285,6 +289,7 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
                     d.clone_from(endpoint.drops());
                     changed
                 });
+                drop_log.log(endpoint.drops(), now);
             }
         }
     }
@@ -293,11 +298,50 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
 fn publish(endpoint: &Endpoint, id: SessionId, r: &Running) {
     if let Some((session, drops)) = endpoint.status(id) {
         r.status.send_if_modified(|s| {
-            let changed = s.session != session || s.drops != drops;
+            let changed =
+                s.session != session || s.drops != drops || s.send_errors != r.send_errors;
             s.session = session;
             s.drops = drops;
+            s.send_errors = r.send_errors;
             changed
         });
+    }
+}
+
+/// Dropped packets are logged at most this often, with how many and why.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The warning for packets dropped since the last one, at most once every
+/// [`DROP_LOG_EVERY`]: a peer (or anyone) can send them as fast as it likes.
+#[derive(Default)]
+struct DropLog {
+    logged: Option<Instant>,
+    seen: Drops,
+}
+
+impl DropLog {
+    fn log(&mut self, now: &Drops, at: Instant) {
+        if now.total() == self.seen.total()
+            || self
+                .logged
+                .is_some_and(|t| at.duration_since(t) < DROP_LOG_EVERY)
+        {
+            return;
+        }
+        let reasons: Vec<String> = now
+            .iter()
+            .filter_map(|(reason, n)| {
+                let new = n - self.seen.get(reason);
+                (new > 0).then(|| format!("{} {new}", reason.name()))
+            })
+            .collect();
+        tracing::warn!(
+            "BFD: dropped {} packet(s) since the last report: {}",
+            now.total() - self.seen.total(),
+            reasons.join(", ")
+        );
+        self.logged = Some(at);
+        self.seen = now.clone();
     }
 }
 
@@ -401,6 +445,7 @@ fn add(
         key: key.clone(),
         session,
         drops,
+        send_errors: 0,
     });
     tracing::info!(session = %name, "BFD {name}: started, {key}");
     Ok((
@@ -592,3 +637,7 @@ fn source(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+#[path = "io_tests.rs"]
+mod tests;

@@ -49,5 +49,6 @@ pub(crate) fn test_status(
         key,
         session,
         drops: Default::default(),
+        send_errors: 0,
     }
 }

@@ -63,6 +63,9 @@ pub struct BfdDoc {
     pub failures: u64,
     /// Packets for it that were dropped, per reason.
     pub dropped: BTreeMap<String, u64>,
+    /// Packets the kernel would not send.
+    #[serde(default)]
+    pub send_errors: u64,
 }
 
 impl BfdDoc {
@@ -84,6 +87,7 @@ impl BfdDoc {
                 .iter()
                 .map(|(r, n)| (r.name().to_string(), n))
                 .collect(),
+            send_errors: b.send_errors,
         }
     }
 }
