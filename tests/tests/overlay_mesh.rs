@@ -369,6 +369,72 @@ fn a_silent_node_leaves_every_rib_within_the_hold_time() {
     c_serving_everywhere(&nodes);
 }
 
+#[test]
+fn with_bfd_a_failed_private_path_falls_back_on_bfd_and_the_adjacency_stays() {
+    if !require_root("with_bfd_a_failed_private_path_falls_back_on_bfd_and_the_adjacency_stays") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut underlay = Underlay::new();
+    let (_spaces, nodes) = mesh_with(&lab, &mut underlay, true, |i, cfg| {
+        cfg.private_addr = Some(private_v4(i as u8 + 1).into());
+        cfg.private_to = match i {
+            0 => [id("pop-b")].into(),
+            1 => [id("pop-a")].into(),
+            _ => Default::default(),
+        };
+        cfg.bfd = Some(Timers {
+            min_tx: Duration::from_millis(100),
+            min_rx: Duration::from_millis(100),
+            multiplier: 3,
+        });
+    });
+    for (i, node) in nodes.iter().enumerate() {
+        full_mesh(node, i);
+    }
+    nodes[1].advertise(VIP_WEB_V4);
+    let web = IpAddr::from(VIP_WEB_V4);
+    nodes[0].wait_for("b over the private path", WAIT, |s| {
+        s.services.get(&web).and_then(|p| p.get(&id("pop-b"))) == Some(&IpAddr::from(private_v4(2)))
+    });
+    let private_up = || {
+        !nodes[0]
+            .log_lines(&["BFD overlay edge://pop-b private: up"])
+            .is_empty()
+    };
+    nodes[0].wait_for("BFD up on the private path", WAIT, |_| private_up());
+    let count = nodes[0].status.borrow().adjacencies[&id("pop-b")].established_count;
+    underlay.cut_private(2);
+    let cut = std::time::Instant::now();
+    nodes[0].wait_for("the fallback", WAIT, |s| {
+        s.services.get(&web).and_then(|p| p.get(&id("pop-b")))
+            == Some(&IpAddr::from(underlay_v4(2)))
+    });
+    eprintln!(
+        "with BFD 100 ms x 3 on the private path, fell back after {:?}",
+        cut.elapsed()
+    );
+    // BFD said so (the TCP probes would have taken three failed rounds).
+    assert_eq!(
+        nodes[0]
+            .log_lines(&["private path to edge://pop-b is down (BFD)"])
+            .len(),
+        1,
+        "{}",
+        nodes[0].logs()
+    );
+    // The adjacency over the Internet underlay, and its own BFD, stay up.
+    let s = nodes[0].status.borrow().clone();
+    assert_eq!(s.adjacencies[&id("pop-b")].established_count, count);
+    assert_eq!(
+        s.adjacencies[&id("pop-b")]
+            .bfd
+            .as_ref()
+            .map(|b| b.session.counters.failures),
+        Some(0)
+    );
+}
+
 /// The adjacency's BFD session, as `node` shows it.
 fn bfd_of(node: &Node, peer: &str) -> Option<edge_agent::bfd::BfdStatus> {
     node.status.borrow().adjacencies.get(&id(peer))?.bfd.clone()

@@ -245,23 +245,9 @@ async fn liveness(
 ) -> Option<BfdSession> {
     let (tcp, _) = stream.get_ref();
     let (local, remote) = (tcp.local_addr().ok()?, tcp.peer_addr().ok()?);
-    let out = [0u8; MAX_KEY_LEN];
-    let exported = match stream {
-        TlsStream::Client(s) => s
-            .get_ref()
-            .1
-            .export_keying_material(out, BFD_EXPORTER_LABEL, None),
-        TlsStream::Server(s) => s
-            .get_ref()
-            .1
-            .export_keying_material(out, BFD_EXPORTER_LABEL, None),
-    };
-    let secret = match exported {
-        Ok(secret) => secret,
-        Err(e) => {
-            tracing::warn!(%peer, "overlay BFD with {peer}: no key from the TLS session ({e}); the adjacency runs without BFD");
-            return None;
-        }
+    let Some((secret, _)) = bfd_keys(stream) else {
+        tracing::warn!(%peer, "overlay BFD with {peer}: no key from the TLS session; the adjacency runs without BFD");
+        return None;
     };
     let key = SessionKey {
         peer: remote.ip(),
@@ -285,32 +271,125 @@ async fn liveness(
     }
 }
 
+/// The label of the TLS exporter that keys the BFD session on a peer's
+/// private path.
+pub const PRIVATE_BFD_EXPORTER_LABEL: &[u8] = b"EXPORTER-edge-overlay-bfd-private";
+
+/// The two BFD keys of the adjacency on `stream`: its own path, and the
+/// private path (each end derives the same from the TLS session).
+pub fn bfd_keys(stream: &Stream) -> Option<([u8; MAX_KEY_LEN], [u8; MAX_KEY_LEN])> {
+    let export = |label: &[u8]| {
+        let out = [0u8; MAX_KEY_LEN];
+        match stream {
+            TlsStream::Client(s) => s.get_ref().1.export_keying_material(out, label, None),
+            TlsStream::Server(s) => s.get_ref().1.export_keying_material(out, label, None),
+        }
+        .ok()
+    };
+    Some((
+        export(BFD_EXPORTER_LABEL)?,
+        export(PRIVATE_BFD_EXPORTER_LABEL)?,
+    ))
+}
+
+/// BFD on a private path: the executor, the timers, and the key exported
+/// from the adjacency's TLS session.
+pub type PrivateBfd = (Bfd, Timers, [u8; MAX_KEY_LEN]);
+
 /// Probes `addr`:`port` every `interval` until aborted: a TCP connection
-/// that opens is a success.
+/// that opens is a success. With `bfd` (and our private address `local`),
+/// a multihop BFD session runs between the two private addresses too; its
+/// failure reports the path down at once.
 pub async fn probe_private(
     peer: Identity,
     local: Option<IpAddr>,
     addr: IpAddr,
     port: u16,
     interval: Duration,
+    bfd: Option<PrivateBfd>,
     events: mpsc::Sender<Event>,
 ) {
-    let mut ticks = tokio::time::interval(interval);
-    loop {
-        ticks.tick().await;
-        let target = SocketAddr::new(addr, port);
-        let success = match tcp::socket_for(target) {
-            Ok(socket) => tcp::connect(socket, local, target, interval).await.is_ok(),
-            Err(_) => false,
+    let mut session = None;
+    if let (Some((bfd, timers, secret)), Some(local)) = (bfd, local) {
+        let key = SessionKey {
+            peer: addr,
+            local: Some(local),
+            hop: Hop::Multi,
         };
-        let event = Event::Core(OverlayEvent::Probed {
-            peer: peer.clone(),
-            addr,
-            success,
-        });
-        if events.send(event).await.is_err() {
-            return;
+        let config = BfdSessionConfig {
+            timers,
+            auth: Some(AuthKey {
+                meticulous: true,
+                key_id: 1,
+                secret: secret.to_vec(),
+            }),
+        };
+        match bfd
+            .add(format!("overlay {peer} private"), key, config)
+            .await
+        {
+            Ok(s) => session = Some(s),
+            Err(e) => {
+                tracing::warn!(%peer, "overlay BFD on the private path to {peer}: {e}; TCP probes alone watch it")
+            }
         }
+    }
+    let mut liveness = session.map(|s| s.status);
+    // BFD is watched beside the probes, not between them: a probe of a
+    // dead path takes its whole timeout.
+    let watching = async {
+        let mut failures = liveness
+            .as_ref()
+            .map_or(0, |s| s.borrow().session.counters.failures);
+        loop {
+            failures = private_failed(liveness.as_mut(), failures).await;
+            let event = Event::Core(OverlayEvent::PrivatePathDown {
+                peer: peer.clone(),
+                addr,
+            });
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    };
+    let probing = async {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            let target = SocketAddr::new(addr, port);
+            let success = match tcp::socket_for(target) {
+                Ok(socket) => tcp::connect(socket, local, target, interval).await.is_ok(),
+                Err(_) => false,
+            };
+            let event = Event::Core(OverlayEvent::Probed {
+                peer: peer.clone(),
+                addr,
+                success,
+            });
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = watching => {}
+        () = probing => {}
+    }
+}
+
+/// Waits until the private path's BFD session counts more failures than
+/// `seen`; never without one.
+async fn private_failed(liveness: Option<&mut watch::Receiver<BfdStatus>>, seen: u64) -> u64 {
+    let Some(liveness) = liveness else {
+        return std::future::pending().await;
+    };
+    let failures = liveness
+        .wait_for(|s| s.session.counters.failures > seen)
+        .await
+        .map(|s| s.session.counters.failures);
+    match failures {
+        Ok(n) => n,
+        Err(_) => std::future::pending().await,
     }
 }
 

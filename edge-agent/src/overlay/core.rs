@@ -127,6 +127,13 @@ pub enum OverlayEvent {
         /// The BFD session's status.
         status: Box<BfdStatus>,
     },
+    /// BFD on a peer's private path found it down.
+    PrivatePathDown {
+        /// Which peer.
+        peer: Identity,
+        /// Its private address.
+        addr: IpAddr,
+    },
     /// A probe of a peer's private path ended.
     Probed {
         /// Which peer.
@@ -428,6 +435,17 @@ impl OverlayCore {
                     if peer.adj.current() == Some(conn) {
                         peer.bfd = Some(*status);
                     }
+                }
+            }
+            OverlayEvent::PrivatePathDown { peer: id, addr } => {
+                let Some((probed, monitor)) =
+                    self.peers.get_mut(&id).and_then(|p| p.probe.as_mut())
+                else {
+                    return;
+                };
+                if *probed == addr && monitor.lost() == Some(false) {
+                    tracing::info!(peer = %id, private = %addr, "overlay: private path to {id} is down (BFD)");
+                    self.rib.set_private_path(&id, false);
                 }
             }
             OverlayEvent::Probed {

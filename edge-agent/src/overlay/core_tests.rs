@@ -874,6 +874,53 @@ fn private_transport_is_probed_only_once_established_and_only_toward_private_to(
 }
 
 #[test]
+fn bfd_on_the_private_path_falls_back_at_once_and_probes_bring_it_back() {
+    let mut node = Node::new(Setup {
+        private_to: vec![B],
+        ..Setup::default()
+    });
+    let b = node.establish(B);
+    node.update(B, b, private_route("198.51.100.130/32", "198.51.100.2"));
+    node.update(B, b, announce(&["203.0.113.20/32"], "198.51.100.2"));
+    let target = |node: &Node| node.core.status().services[&ip("203.0.113.20")][&id(B)];
+    let probed = |node: &mut Node, success| {
+        node.event(OverlayEvent::Probed {
+            peer: id(B),
+            addr: ip("198.51.100.130"),
+            success,
+        })
+    };
+    probed(&mut node, true);
+    probed(&mut node, true);
+    assert_eq!(target(&node), ip("198.51.100.130"));
+    // A report for another address changes nothing; the right one at once.
+    node.event(OverlayEvent::PrivatePathDown {
+        peer: id(B),
+        addr: ip("198.51.100.99"),
+    });
+    assert_eq!(target(&node), ip("198.51.100.130"));
+    let logs = Capture::new();
+    logs.during(|| {
+        node.event(OverlayEvent::PrivatePathDown {
+            peer: id(B),
+            addr: ip("198.51.100.130"),
+        })
+    });
+    assert_eq!(target(&node), ip("198.51.100.2"));
+    assert_eq!(
+        logs.lines("private path to edge://pop-b is down (BFD)"),
+        1,
+        "{}",
+        logs.text()
+    );
+    // Back only through the probes' rise.
+    probed(&mut node, true);
+    assert_eq!(target(&node), ip("198.51.100.2"));
+    probed(&mut node, true);
+    assert_eq!(target(&node), ip("198.51.100.130"));
+}
+
+#[test]
 fn shutdown_closes_every_session_and_abandons_every_dial() {
     let mut node = Node::new(Setup::default());
     node.establish(B);

@@ -28,6 +28,17 @@ impl PathMonitor {
     pub fn record(&mut self, success: bool) -> Option<bool> {
         self.0.count(success).map(|state| state == Measured::Up)
     }
+
+    /// BFD found the path down: down at once, as if `fall` probes had
+    /// failed in a row; back up only through `rise` probes. Returns the
+    /// new state when it changed.
+    pub fn lost(&mut self) -> Option<bool> {
+        let mut changed = None;
+        while self.is_up() {
+            changed = self.record(false).or(changed);
+        }
+        changed
+    }
 }
 
 #[cfg(test)]

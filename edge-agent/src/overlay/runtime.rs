@@ -207,6 +207,10 @@ struct Executor {
     sessions: HashMap<(Identity, ConnId), Session>,
     session_tasks: JoinSet<()>,
     probes: HashMap<Identity, AbortHandle>,
+    /// What each probe probes (our private address, the peer's).
+    probe_targets: HashMap<Identity, (Option<IpAddr>, IpAddr)>,
+    /// Each peer's private-path BFD key, from its latest TLS session.
+    private_keys: HashMap<Identity, [u8; crate::bfd::auth::MAX_KEY_LEN]>,
     tasks: JoinSet<()>,
 }
 
@@ -239,6 +243,8 @@ impl Executor {
             sessions: HashMap::new(),
             session_tasks: JoinSet::new(),
             probes: HashMap::new(),
+            probe_targets: HashMap::new(),
+            private_keys: HashMap::new(),
             tasks: JoinSet::new(),
         }
     }
@@ -375,6 +381,17 @@ impl Executor {
                     let Some(stream) = self.streams.remove(&stream) else {
                         continue;
                     };
+                    // The private path's BFD key belongs to this TLS
+                    // session: a probe running with an older one starts
+                    // again with it.
+                    if self.bfd.is_some() {
+                        if let Some((_, private)) = connection::bfd_keys(&stream) {
+                            self.private_keys.insert(peer.clone(), private);
+                            if let Some((from, addr)) = self.probe_targets.get(&peer).copied() {
+                                self.start_probe(peer.clone(), from, addr);
+                            }
+                        }
+                    }
                     let (intent, intent_rx) = watch::channel(Intent { routes, stop: None });
                     let task = self.session_tasks.spawn(connection::run_bgp(
                         *stream,
@@ -405,19 +422,11 @@ impl Executor {
                     }
                 }
                 OverlayEffect::Probe { peer, from, addr } => {
-                    let task = self.tasks.spawn(connection::probe_private(
-                        peer.clone(),
-                        from,
-                        addr,
-                        self.probe_port,
-                        PROBE_INTERVAL,
-                        self.events_tx.clone(),
-                    ));
-                    if let Some(old) = self.probes.insert(peer, task) {
-                        old.abort();
-                    }
+                    self.probe_targets.insert(peer.clone(), (from, addr));
+                    self.start_probe(peer, from, addr);
                 }
                 OverlayEffect::StopProbe { peer } => {
+                    self.probe_targets.remove(&peer);
                     if let Some(task) = self.probes.remove(&peer) {
                         task.abort();
                     }
@@ -445,6 +454,28 @@ impl Executor {
                     }
                 }
             }
+        }
+    }
+
+    /// Starts probing `addr` (a peer's private address) from `from`,
+    /// replacing any probe of that peer; with BFD on and the peer's key
+    /// known, a BFD session runs on the private path too.
+    fn start_probe(&mut self, peer: Identity, from: Option<IpAddr>, addr: IpAddr) {
+        let bfd = self
+            .bfd
+            .clone()
+            .and_then(|(bfd, timers)| self.private_keys.get(&peer).map(|key| (bfd, timers, *key)));
+        let task = self.tasks.spawn(connection::probe_private(
+            peer.clone(),
+            from,
+            addr,
+            self.probe_port,
+            PROBE_INTERVAL,
+            bfd,
+            self.events_tx.clone(),
+        ));
+        if let Some(old) = self.probes.insert(peer, task) {
+            old.abort();
         }
     }
 
