@@ -474,7 +474,10 @@ fn upstream_paths(
         .map(|s| s.status.clone())
         .collect();
     if watched.is_empty() || upstream.iter().any(|n| n.bfd.is_none()) {
-        // A neighbour without BFD: nothing tells its path is down.
+        // A neighbour without BFD: nothing tells its path is down. The
+        // sender stays for as long as the control loop listens: a closed
+        // channel would end it.
+        tokio::spawn(async move { tx.closed().await });
         return rx;
     }
     tokio::spawn(async move {
@@ -487,6 +490,10 @@ fn upstream_paths(
             let changes = watched.iter_mut().map(|w| Box::pin(w.changed()));
             let (changed, _, _) = futures_util::future::select_all(changes).await;
             if changed.is_err() {
+                // BFD stopped (the agent is stopping): the last word
+                // stands, and the control loop must not see a closed
+                // channel.
+                tx.closed().await;
                 return;
             }
         }
