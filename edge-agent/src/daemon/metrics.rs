@@ -22,6 +22,8 @@
 //! 198.51.100.1`, `overlay pop-b`) `edge_bfd_session{session,state}`,
 //! `edge_bfd_ups_total` and `edge_bfd_failures_total{session}`,
 //! `edge_bfd_dropped_total{session,reason}`,
+//! `edge_bfd_endpoint_dropped_total{plane,reason}` (also what was for no
+//! session),
 //! `edge_bfd_detection_time_seconds` and
 //! `edge_bfd_tx_interval_seconds{session}`.
 
@@ -96,6 +98,20 @@ fn encode_bfd(registry: &mut Registry, s: &Sources<'_>) {
         "edge_bfd_tx_interval_seconds",
         "The negotiated BFD transmit interval",
     );
+    let all_dropped = counter(
+        registry,
+        "edge_bfd_endpoint_dropped",
+        "Every BFD packet dropped, by plane and reason, also those for no session",
+    );
+    for (plane, drops) in &s.bfd_drops {
+        for (reason, n) in drops.iter() {
+            let l = labels(&[
+                ("plane", plane.to_string()),
+                ("reason", reason.name().into()),
+            ]);
+            all_dropped.get_or_create(&l).inc_by(n);
+        }
+    }
     let sessions = s.upstream_bfd.iter().flatten().chain(
         s.overlay
             .adjacencies

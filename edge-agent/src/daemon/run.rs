@@ -192,6 +192,13 @@ impl Node {
             services: &services,
             previous: self.previous.as_ref(),
             dns: self.agent.dns.as_ref().map(status::DnsDoc::of),
+            bfd_drops: [
+                ("upstream", self.agent.bfd.as_ref().map(|b| b.drops())),
+                ("overlay", self.agent.overlay.bfd_drops()),
+            ]
+            .into_iter()
+            .filter_map(|(plane, drops)| Some((plane, drops?)))
+            .collect(),
             upstream_bfd: self
                 .agent
                 .upstream_bfd

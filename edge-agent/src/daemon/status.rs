@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     authdns::DnsServer,
-    bfd::BfdStatus,
+    bfd::{BfdStatus, endpoint::Drops},
     bgp::speaker::Status as UpstreamStatus,
     control::{fitness::Announce, runtime::ControlStatus},
     health::HealthMap,
@@ -38,6 +38,11 @@ pub struct StatusDoc {
     /// BFD sessions: the upstream ones, then the overlay's.
     #[serde(default)]
     pub bfd: Vec<BfdDoc>,
+    /// Every BFD packet dropped, per plane (`upstream`, `overlay`) and
+    /// reason, with those for no session (unknown discriminators, from
+    /// strangers).
+    #[serde(default)]
+    pub bfd_dropped: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// One BFD session.
@@ -288,6 +293,8 @@ pub struct Sources<'a> {
     /// Each upstream session's BFD session, if it has one (in the order
     /// of `upstream`).
     pub upstream_bfd: Vec<Option<BfdStatus>>,
+    /// Every BFD packet dropped, per plane, if the plane runs BFD.
+    pub bfd_drops: Vec<(&'static str, Drops)>,
 }
 
 /// Builds the document.
@@ -420,6 +427,17 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
             )
             .map(BfdDoc::of)
             .collect(),
+        bfd_dropped: s
+            .bfd_drops
+            .iter()
+            .map(|(plane, drops)| {
+                let reasons = drops
+                    .iter()
+                    .map(|(r, n)| (r.name().to_string(), n))
+                    .collect();
+                (plane.to_string(), reasons)
+            })
+            .collect(),
     }
 }
 
@@ -521,8 +539,8 @@ pub fn render(doc: &StatusDoc) -> String {
     for (name, c) in &doc.counters {
         let _ = writeln!(out, "{name:<28} {:>14} {:>12.1}", c.value, c.rate);
     }
-    if !doc.bfd.is_empty() {
-        render_bfd(&mut out, &doc.bfd);
+    if !doc.bfd.is_empty() || !doc.bfd_dropped.is_empty() {
+        render_bfd(&mut out, &doc.bfd, &doc.bfd_dropped);
     }
     if let Some(dns) = &doc.dns {
         render_dns(&mut out, dns);
@@ -530,7 +548,11 @@ pub fn render(doc: &StatusDoc) -> String {
     out
 }
 
-fn render_bfd(out: &mut String, sessions: &[BfdDoc]) {
+fn render_bfd(
+    out: &mut String,
+    sessions: &[BfdDoc],
+    dropped: &BTreeMap<String, BTreeMap<String, u64>>,
+) {
     let _ = writeln!(
         out,
         "\n{:<28} {:<10} {:<10} {:>8} {:>9} {:>8}  last down; dropped",
@@ -555,6 +577,10 @@ fn render_bfd(out: &mut String, sessions: &[BfdDoc]) {
                 dropped.join(", ")
             },
         );
+    }
+    for (plane, reasons) in dropped.iter().filter(|(_, r)| !r.is_empty()) {
+        let all: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(out, "BFD packets dropped ({plane}): {}", all.join(", "));
     }
 }
 

@@ -91,6 +91,7 @@ pub struct Overlay {
     requests: mpsc::Sender<Request>,
     status: watch::Receiver<OverlayStatus>,
     service_ranges: Vec<Prefix>,
+    bfd: Option<Bfd>,
 }
 
 impl Overlay {
@@ -121,18 +122,27 @@ impl Overlay {
         let service_ranges = config.import.service_ranges.clone();
         let core = OverlayCore::new(config.clone(), trust.clone(), random::u64(), Instant::now());
         let (status_tx, status) = watch::channel(core.status());
-        let executor = Executor::new(config, core, trust, status_tx);
+        let bfd = config.bfd.map(|timers| (Bfd::spawn(), timers));
+        let handle = bfd.as_ref().map(|(bfd, _)| bfd.clone());
+        let executor = Executor::new(config, core, trust, status_tx, bfd);
         tokio::spawn(executor.run(listener, private_listener, requests_rx));
         Ok(Overlay {
             requests,
             status,
             service_ranges,
+            bfd: handle,
         })
     }
 
     /// The latest status.
     pub fn status(&self) -> watch::Receiver<OverlayStatus> {
         self.status.clone()
+    }
+
+    /// Every BFD packet the overlay's BFD dropped, by reason, including
+    /// those for no session (`None`: no BFD).
+    pub fn bfd_drops(&self) -> Option<crate::bfd::endpoint::Drops> {
+        self.bfd.as_ref().map(Bfd::drops)
     }
 
     /// A local service with this VIP is healthy: advertise it to every peer.
@@ -220,11 +230,12 @@ impl Executor {
         core: OverlayCore,
         trust: Arc<Trust>,
         status_tx: watch::Sender<OverlayStatus>,
+        bfd: Option<(Bfd, crate::bfd::Timers)>,
     ) -> Self {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (trust_tx, _) = watch::channel(trust.clone());
         Executor {
-            bfd: config.bfd.map(|timers| (Bfd::spawn(), timers)),
+            bfd,
             session: session_config(&config),
             origination: origination(&config),
             max_handshakes: config.max_handshakes,
