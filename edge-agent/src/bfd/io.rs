@@ -30,7 +30,7 @@ use super::{
 };
 use crate::net::random;
 
-/// The lowest source port of our sessions (RFC 5881 §4).
+/// The source ports our sessions send from, one each (RFC 5881 §4).
 pub const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// IP precedence 6, network control: BFD must not queue behind traffic.
 const NETWORK_CONTROL: u32 = 0xc0;
