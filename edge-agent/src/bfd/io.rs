@@ -19,7 +19,10 @@ use std::{
 };
 
 use tokio::{
-    io::{Interest, unix::AsyncFd},
+    io::{
+        Interest,
+        unix::{AsyncFd, AsyncFdReadyGuard},
+    },
     sync::{mpsc, oneshot, watch},
 };
 
@@ -260,10 +263,10 @@ async fn run(mut commands: mpsc::Receiver<Command>, drops: watch::Sender<Drops>)
                 }
                 None => open = false,
             },
-            hop = readable(a) => drain(hop, a, &mut endpoint, &mut buf),
-            hop = readable(b) => drain(hop, b, &mut endpoint, &mut buf),
-            hop = readable(c) => drain(hop, c, &mut endpoint, &mut buf),
-            hop = readable(d) => drain(hop, d, &mut endpoint, &mut buf),
+            ready = readable(a) => drain(ready, &mut endpoint, &mut buf),
+            ready = readable(b) => drain(ready, &mut endpoint, &mut buf),
+            ready = readable(c) => drain(ready, &mut endpoint, &mut buf),
+            ready = readable(d) => drain(ready, &mut endpoint, &mut buf),
             () = &mut timer, if armed => endpoint.handle_timeout(Instant::now()),
             _ = sweep.tick() => {
                 let now = Instant::now();
@@ -369,26 +372,31 @@ fn log_transition(name: &str, t: &Transition, endpoint: &Endpoint, id: SessionId
     }
 }
 
-async fn readable(receiver: Option<&Receiver>) -> Hop {
+/// A receive socket that has datagrams waiting, with the readiness guard
+/// that the reads clear (only when one would block, so that none is left
+/// unread without a wake-up).
+async fn readable(receiver: Option<&Receiver>) -> (Hop, AsyncFdReadyGuard<'_, socket2::Socket>) {
     match receiver {
         Some(r) => match r.fd.readable().await {
-            Ok(mut guard) => {
-                guard.clear_ready();
-                r.hop
-            }
+            Ok(guard) => (r.hop, guard),
             Err(_) => std::future::pending().await,
         },
         None => std::future::pending().await,
     }
 }
 
-/// Reads every datagram waiting on `receiver`.
-fn drain(hop: Hop, receiver: Option<&Receiver>, endpoint: &mut Endpoint, buf: &mut [u8]) {
-    let Some(receiver) = receiver else { return };
-    // Bounded, so that a flood cannot starve the timers.
+/// Reads the datagrams waiting behind `guard`: until the socket would
+/// block (which clears its readiness), or 256 of them, so that a flood
+/// cannot starve the timers (the socket is then still ready, and read
+/// again at the next turn).
+fn drain(
+    (hop, mut guard): (Hop, AsyncFdReadyGuard<'_, socket2::Socket>),
+    endpoint: &mut Endpoint,
+    buf: &mut [u8],
+) {
     for _ in 0..256 {
-        match recv_datagram(receiver.fd.get_ref(), buf) {
-            Ok((n, from, to, ttl)) => {
+        match guard.try_io(|fd| recv_datagram(fd.get_ref(), buf)) {
+            Ok(Ok((n, from, to, ttl))) => {
                 let datagram = Datagram {
                     from,
                     to,
@@ -398,6 +406,10 @@ fn drain(hop: Hop, receiver: Option<&Receiver>, endpoint: &mut Endpoint, buf: &m
                 };
                 let _ = endpoint.receive(&datagram, Instant::now());
             }
+            // An error of one datagram (ICMP reported on the socket, a
+            // source that is no IP address): the next one is read.
+            Ok(Err(_)) => {}
+            // Would block: readiness cleared, nothing left.
             Err(_) => return,
         }
     }
