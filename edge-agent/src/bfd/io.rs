@@ -67,6 +67,24 @@ pub struct BfdSession {
     pub status: watch::Receiver<BfdStatus>,
 }
 
+/// Waits until the session behind `status` counts more failures than
+/// `seen`, and returns the count: what a client closes its session on.
+/// Never returns without a session, or once BFD has stopped (its last
+/// word stands).
+pub async fn next_failure(status: Option<&mut watch::Receiver<BfdStatus>>, seen: u64) -> u64 {
+    let Some(status) = status else {
+        return std::future::pending().await;
+    };
+    let failures = status
+        .wait_for(|s| s.session.counters.failures > seen)
+        .await
+        .map(|s| s.session.counters.failures);
+    match failures {
+        Ok(n) => n,
+        Err(_) => std::future::pending().await,
+    }
+}
+
 impl BfdSession {
     /// Whether the session is Up now.
     pub fn is_up(&self) -> bool {

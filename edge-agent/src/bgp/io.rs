@@ -22,7 +22,11 @@ use super::{
     session::{DownReason, Negotiated, State},
     speaker::{Intent, Speaker, SpeakerEvent, Status, collision_cease},
 };
-use crate::{bfd::BfdStatus, bgp::message::Update, net::time::sleep_until};
+use crate::{
+    bfd::{BfdStatus, io::next_failure},
+    bgp::message::Update,
+    net::time::sleep_until,
+};
 
 /// How much one read takes at most (a few full-size UPDATEs).
 const READ_SIZE: usize = 64 * 1024;
@@ -336,7 +340,7 @@ where
                 // The importer is gone (shutting down): nothing to do.
                 None => imports.clear(),
             },
-            failed = path_failed(links.liveness.as_deref_mut(), path_failures) => {
+            failed = next_failure(links.liveness.as_deref_mut(), path_failures) => {
                 path_failures = failed;
                 speaker.path_down(std::time::Instant::now());
             }
@@ -406,22 +410,6 @@ fn refuse<S: AsyncWrite + Unpin + Send + 'static>(stream: Option<S>) {
             })
             .await;
         });
-    }
-}
-
-/// Waits until BFD counts more path failures than `seen`; returns the
-/// count. Never returns without a BFD session (or once it is gone).
-async fn path_failed(liveness: Option<&mut watch::Receiver<BfdStatus>>, seen: u64) -> u64 {
-    let Some(liveness) = liveness else {
-        return std::future::pending().await;
-    };
-    let failures = liveness
-        .wait_for(|s| s.session.counters.failures > seen)
-        .await
-        .map(|status| status.session.counters.failures);
-    match failures {
-        Ok(n) => n,
-        Err(_) => std::future::pending().await,
     }
 }
 

@@ -26,6 +26,7 @@ use crate::{
     bfd::{
         Bfd, BfdSession, BfdStatus, Hop, SessionConfig as BfdSessionConfig, SessionKey, Timers,
         auth::{AuthKey, MAX_KEY_LEN},
+        io::next_failure,
     },
     bgp::{
         io::{self as session_io, Feed, Telemetry},
@@ -249,9 +250,28 @@ async fn liveness(
         tracing::warn!(%peer, "overlay BFD with {peer}: no key from the TLS session; the adjacency runs without BFD");
         return None;
     };
+    let name = format!("overlay {peer}");
+    let session = keyed(bfd, name, remote.ip(), local.ip(), timers, secret).await;
+    if let Err(e) = &session {
+        tracing::warn!(%peer, "overlay BFD with {peer}: {e}; the adjacency runs without BFD");
+    }
+    session.ok()
+}
+
+/// Starts a multihop session from `local` to `peer`, with Meticulous
+/// Keyed SHA1 under `secret` (key ID 1): the overlay's sessions, keyed by
+/// an adjacency's TLS session.
+async fn keyed(
+    bfd: &Bfd,
+    name: String,
+    peer: IpAddr,
+    local: IpAddr,
+    timers: Timers,
+    secret: [u8; MAX_KEY_LEN],
+) -> Result<BfdSession, crate::bfd::BfdError> {
     let key = SessionKey {
-        peer: remote.ip(),
-        local: Some(local.ip()),
+        peer,
+        local: Some(local),
         hop: Hop::Multi,
     };
     let config = BfdSessionConfig {
@@ -262,13 +282,7 @@ async fn liveness(
             secret: secret.to_vec(),
         }),
     };
-    match bfd.add(format!("overlay {peer}"), key, config).await {
-        Ok(session) => Some(session),
-        Err(e) => {
-            tracing::warn!(%peer, "overlay BFD with {peer}: {e}; the adjacency runs without BFD");
-            None
-        }
-    }
+    bfd.add(name, key, config).await
 }
 
 /// The label of the TLS exporter that keys the BFD session on a peer's
@@ -311,23 +325,8 @@ pub async fn probe_private(
 ) {
     let mut session = None;
     if let (Some((bfd, timers, secret)), Some(local)) = (bfd, local) {
-        let key = SessionKey {
-            peer: addr,
-            local: Some(local),
-            hop: Hop::Multi,
-        };
-        let config = BfdSessionConfig {
-            timers,
-            auth: Some(AuthKey {
-                meticulous: true,
-                key_id: 1,
-                secret: secret.to_vec(),
-            }),
-        };
-        match bfd
-            .add(format!("overlay {peer} private"), key, config)
-            .await
-        {
+        let name = format!("overlay {peer} private");
+        match keyed(&bfd, name, addr, local, timers, secret).await {
             Ok(s) => session = Some(s),
             Err(e) => {
                 tracing::warn!(%peer, "overlay BFD on the private path to {peer}: {e}; TCP probes alone watch it")
@@ -342,7 +341,7 @@ pub async fn probe_private(
             .as_ref()
             .map_or(0, |s| s.borrow().session.counters.failures);
         loop {
-            failures = private_failed(liveness.as_mut(), failures).await;
+            failures = next_failure(liveness.as_mut(), failures).await;
             let event = Event::Core(OverlayEvent::PrivatePathDown {
                 peer: peer.clone(),
                 addr,
@@ -374,22 +373,6 @@ pub async fn probe_private(
     tokio::select! {
         () = watching => {}
         () = probing => {}
-    }
-}
-
-/// Waits until the private path's BFD session counts more failures than
-/// `seen`; never without one.
-async fn private_failed(liveness: Option<&mut watch::Receiver<BfdStatus>>, seen: u64) -> u64 {
-    let Some(liveness) = liveness else {
-        return std::future::pending().await;
-    };
-    let failures = liveness
-        .wait_for(|s| s.session.counters.failures > seen)
-        .await
-        .map(|s| s.session.counters.failures);
-    match failures {
-        Ok(n) => n,
-        Err(_) => std::future::pending().await,
     }
 }
 
