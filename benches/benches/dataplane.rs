@@ -7,7 +7,7 @@
 
 use std::{net::Ipv4Addr, os::fd::AsFd};
 
-use edge_agent::dataplane::{Dataplane, LoadOptions};
+use edge_agent::dataplane::{Dataplane, DoorPolicy, DoorSpec, DoorsSpec, LoadOptions, Protocol};
 use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME};
 use edge_tests::{
     fixture::{Lab, VIP_ANY4, configure},
@@ -106,6 +106,39 @@ fn main() {
         ("decap 4in4 from a trusted peer", vec![decap]),
     ];
 
+    let me = underlay_v4(1);
+    let syn_to = |src: Ipv4Addr, dport: u16| {
+        ethernet(
+            &[],
+            ETH_P_IPV4,
+            &ipv4(
+                src,
+                me,
+                IPPROTO_TCP,
+                &[],
+                &tcp_syn(src.into(), me.into(), 40000, dport),
+            ),
+        )
+    };
+    let door_paths: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "non-service (IPv4/UDP), doors set",
+            vec![udp4_to(Ipv4Addr::new(198, 18, 9, 9), 40000, 9)],
+        ),
+        (
+            "to a port without a door (IPv4/TCP SYN to 22)",
+            vec![syn_to(c4, 22)],
+        ),
+        (
+            "listed source to 179 (pass)",
+            vec![syn_to(Ipv4Addr::new(198, 51, 100, 254), 179)],
+        ),
+        ("stranger to 179 (drop)", vec![syn_to(c4, 179)]),
+        (
+            "stranger's SYN to 4179, over its rate (drop)",
+            vec![syn_to(c4, 4179)],
+        ),
+    ];
     lab.ns.run(|| {
         let mut dp = Dataplane::load(&LoadOptions::default()).expect("load the XDP object");
         configure(&mut dp);
@@ -115,6 +148,19 @@ fn main() {
         println!("| path | edge_xdp | edge_pass (empty) | edge_xdp cost |");
         println!("|---|---:|---:|---:|");
         for (name, frames) in &paths {
+            let t = time_against_baseline(program.as_fd(), baseline.as_fd(), frames, Some(ifindex), RUNS).expect("test run");
+            println!("| {name} | {} | {} | {:+} |", t.program_ns, t.baseline_ns, t.cost_ns());
+        }
+        // The same non-service path with the doors set, side by side with
+        // the door paths, in the same run.
+        for addr in [Ipv4Addr::new(198, 51, 100, 254), underlay_v4(2)] {
+            dp.list_source(addr.into()).expect("list a source");
+        }
+        dp.set_doors(&doors()).expect("doors");
+        println!("\nWith the doors set (4179 rate-limited, 179, 3784, 4784 listed-only; 2 listed sources):\n");
+        println!("| path | edge_xdp | edge_pass (empty) | edge_xdp cost |");
+        println!("|---|---:|---:|---:|");
+        for (name, frames) in &door_paths {
             let t = time_against_baseline(program.as_fd(), baseline.as_fd(), frames, Some(ifindex), RUNS).expect("test run");
             println!("| {name} | {} | {} | {:+} |", t.program_ns, t.baseline_ns, t.cost_ns());
         }
@@ -133,4 +179,25 @@ fn main() {
         }
         println!("| total | {:.1} MiB |", total as f64 / (1024.0 * 1024.0));
     });
+}
+
+/// The doors an agent with upstream and overlay BFD sets.
+fn doors() -> DoorsSpec {
+    let door = |protocol, port, policy| DoorSpec {
+        protocol,
+        port,
+        policy,
+    };
+    DoorsSpec {
+        doors: vec![
+            door(Protocol::Tcp, 4179, DoorPolicy::RateLimited),
+            door(Protocol::Tcp, 179, DoorPolicy::ListedOnly),
+            door(Protocol::Udp, 3784, DoorPolicy::ListedOnly),
+            door(Protocol::Udp, 4784, DoorPolicy::ListedOnly),
+        ],
+        syn_rate: 20,
+        syn_burst: 40,
+        v4_prefix: 32,
+        v6_prefix: 64,
+    }
 }

@@ -41,6 +41,13 @@ pub const SERVICE_STATS_MAP: &str = "edge_svc_stats";
 /// Name of the per-peer counters.
 pub const PEER_STATS_MAP: &str = "edge_peer_stats";
 
+/// Name of the doors map (the agent's own ports; one entry).
+pub const DOORS_MAP: &str = "edge_doors";
+/// Name of the listed door sources.
+pub const DOOR_SOURCES_MAP: &str = "edge_door_sources";
+/// Name of the per-source-prefix buckets of the doors (LRU, per CPU).
+pub const DOOR_BUCKETS_MAP: &str = "edge_door_buckets";
+
 /// Name of the pass-through XDP program in the same object. It returns
 /// `XDP_PASS` and does nothing else: the baseline for timing the real
 /// program, and the program the receiving end of a veth needs so that
@@ -60,4 +67,9 @@ pub const PINNED_MAPS: &[&str] = &[
     STATS_MAP,
     SERVICE_STATS_MAP,
     PEER_STATS_MAP,
+    DOORS_MAP,
+    DOOR_SOURCES_MAP,
+    // Pinned too: a restarted agent keeps the prefixes' credit, so a
+    // restart is no moment to flood.
+    DOOR_BUCKETS_MAP,
 ];

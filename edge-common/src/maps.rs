@@ -213,8 +213,87 @@ pub struct PeerStats {
     pub rx_bytes: u64,
 }
 
+/// Most doors (the agent's own ports the program guards).
+pub const MAX_DOORS: usize = 8;
+/// Door policy: packets from sources that are not listed are dropped.
+pub const DOOR_LISTED_ONLY: u8 = 1;
+/// Door policy: from sources that are not listed, TCP SYNs (UDP: every
+/// datagram) take a token from the source prefix's bucket, dropped when
+/// there is none; other TCP segments pass.
+pub const DOOR_RATE_LIMITED: u8 = 2;
+/// Most listed door sources.
+pub const MAX_DOOR_SOURCES: u32 = 1024;
+/// Source prefixes with a bucket at once (least recently used forgotten).
+pub const DOOR_BUCKETS: u32 = 16384;
+
+/// One of the agent's own ports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Door {
+    /// Destination port (host order).
+    pub port: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// [`DOOR_LISTED_ONLY`] or [`DOOR_RATE_LIMITED`].
+    pub policy: u8,
+}
+
+/// The doors (a one-entry array). Only traffic that is not to an anycast
+/// prefix meets them; with `count` 0 there are none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Doors {
+    /// Doors in use (the rest of `doors` is unused).
+    pub count: u32,
+    /// The IPv4 prefix length buckets are kept by.
+    pub v4_prefix: u8,
+    /// The IPv6 prefix length buckets are kept by.
+    pub v6_prefix: u8,
+    /// Zero.
+    pub _pad: [u8; 2],
+    /// Nanoseconds of credit one token costs (10^9 / rate per second).
+    pub token_ns: u64,
+    /// The most credit a bucket holds (burst × `token_ns`).
+    pub burst_ns: u64,
+    /// The doors.
+    pub doors: [Door; MAX_DOORS],
+}
+
+/// Key of the bucket map: a source prefix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    /// The source address masked to `len` bits (IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    /// The prefix length.
+    pub len: u8,
+    /// Zero.
+    pub _pad: [u8; 2],
+}
+
+/// Value of the bucket map (per CPU): the source prefix's credit and what
+/// its packets met.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    /// Credit in nanoseconds (see [`Doors::token_ns`]).
+    pub credit_ns: u64,
+    /// When the credit was last brought up to date (`bpf_ktime_get_ns`).
+    pub at_ns: u64,
+    /// Packets let through while rate-limited.
+    pub admitted: u64,
+    /// Packets dropped (over the rate, or to a listed-only door).
+    pub dropped: u64,
+}
+
 const _: () = {
     use core::mem::size_of;
+    assert!(size_of::<Door>() == 4);
+    assert!(size_of::<Doors>() == 24 + 4 * MAX_DOORS);
+    assert!(size_of::<BucketKey>() == 20);
+    assert!(size_of::<Bucket>() == 32);
     assert!(size_of::<AddrKey>() == 20);
     assert!(size_of::<ServiceKey>() == 20);
     assert!(size_of::<Service>() == 16 + 8 * PEER_WORDS);
@@ -251,4 +330,12 @@ mod pod {
     unsafe impl aya::Pod for ServiceStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for PeerStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Door {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Doors {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for BucketKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Bucket {}
 }

@@ -130,6 +130,16 @@ counters! {
     outcome trunc_ipv6_ext => TruncIpv6Ext,
     /// TCP/UDP header (ports) or ICMP header cut off: passed.
     outcome trunc_l4 => TruncL4,
+    /// To one of the agent's own ports from a listed source: passed.
+    outcome door_listed => DoorListed,
+    /// To a rate-limited door from a source that is not listed, within the
+    /// rate of its prefix (or not a SYN): passed.
+    outcome door_admitted => DoorAdmitted,
+    /// To a rate-limited door from a source that is not listed, over the
+    /// rate of its prefix: dropped.
+    outcome door_rate_limited => DoorRateLimited,
+    /// To a listed-only door (BGP, BFD) from a source that is not listed: dropped.
+    outcome door_unlisted => DoorUnlisted,
     // What the packet was: any number of these per packet.
     /// Attribute: a well-formed IPv4 header was parsed (outer, if encapsulated).
     attribute ipv4 => Ipv4,

@@ -5,8 +5,9 @@
 //!    (up to four extension headers) ([`parse`]);
 //! 2. a tunnel packet for this node is decapsulated if it comes from a
 //!    trusted peer and carries service traffic, else dropped ([`decap`]);
-//! 3. traffic outside the anycast prefixes passes untouched without a
-//!    lookup ([`anycast`]); otherwise the flow's service is looked up
+//! 3. traffic outside the anycast prefixes passes untouched, except to
+//!    the agent's own ports, which meet their doors ([`anycast`],
+//!    [`door`]); otherwise the flow's service is looked up
 //!    ([`flow`], [`service`]), and non-service traffic passes untouched;
 //! 4. served locally (pass), or encapsulated to the peer chosen by the flow
 //!    table and the service's Maglev table ([`encap`]), or, with no
@@ -21,6 +22,7 @@
 
 mod anycast;
 mod decap;
+mod door;
 mod encap;
 mod flow;
 mod icmp;
@@ -75,7 +77,9 @@ fn process(ctx: &XdpContext, attrs: &mut Attrs) -> Verdict {
         return decap::handle(ctx, &eth, &l3, attrs);
     }
     if !anycast::contains(ctx, &l3, config) {
-        return pass(Counter::NonService);
+        // The node's own addresses: the agent's ports meet their doors,
+        // everything else passes untouched.
+        return door::check(ctx, &l3);
     }
     let verdict = serve(ctx, &l3, config.maglev_size, attrs);
     // Too big to encapsulate: forwarding left the MTU in scratch memory and

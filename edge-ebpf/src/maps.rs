@@ -6,12 +6,13 @@
 
 use aya_ebpf::{
     bindings::bpf_fib_lookup,
-    btf_maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, DevMapHash, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
     macros::btf_map,
 };
 use edge_common::{
     maps::{
-        AddrKey, Config, DEFAULT_FLOW_ENTRIES, DEFAULT_MAGLEV_SIZE, FlowKey, FlowTarget,
+        AddrKey, Bucket, BucketKey, Config, DEFAULT_FLOW_ENTRIES, DEFAULT_MAGLEV_SIZE,
+        DOOR_BUCKETS as DOOR_BUCKET_ENTRIES, Doors, FlowKey, FlowTarget, MAX_DOOR_SOURCES,
         MAX_EGRESS, MAX_PEERS, MAX_SERVICES, Peer, PeerStats, Service, ServiceKey, ServiceStats,
         Trusted,
     },
@@ -49,6 +50,25 @@ pub(crate) static FLOWS: LruHashMap<FlowKey, FlowTarget, { DEFAULT_FLOW_ENTRIES 
 /// redirected to (by ifindex).
 #[btf_map(name = "edge_egress")]
 pub(crate) static EGRESS: DevMapHash<{ MAX_EGRESS as usize }> = DevMapHash::new();
+
+/// The agent's own ports the program guards: one entry.
+#[btf_map(name = "edge_doors")]
+pub(crate) static DOORS: Array<Doors, 1> = Array::new();
+
+/// Sources let through the doors (upstream neighbours, overlay candidates,
+/// trusted peers); the value is unused.
+#[btf_map(name = "edge_door_sources")]
+pub(crate) static DOOR_SOURCES: HashMap<AddrKey, u32, { MAX_DOOR_SOURCES as usize }> =
+    HashMap::new();
+
+/// Per source prefix, per CPU: the doors' token bucket and what its
+/// packets met (least recently used prefixes are forgotten first).
+#[btf_map(name = "edge_door_buckets")]
+pub(crate) static DOOR_BUCKETS: LruPerCpuHashMap<
+    BucketKey,
+    Bucket,
+    { DOOR_BUCKET_ENTRIES as usize },
+> = LruPerCpuHashMap::new();
 
 /// Global counters: a single entry of named `u64` fields.
 #[btf_map(name = "edge_stats")]

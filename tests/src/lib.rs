@@ -11,6 +11,8 @@
 //! - [`daemon`], [`bird`] and [`gobgp`]: real peers started from generated config,
 //!   killed on drop.
 //! - [`fixture`]: a configured data plane in a namespace (pipeline tests, benchmarks).
+//! - [`flood`]: a control endpoint under attack from a rogue namespace
+//!   running `edge-flood` (admission tests and benchmarks).
 //! - [`packet`]: crafted Ethernet/VLAN/IPv4/IPv6/UDP/TCP frames.
 //! - [`speaker`]: the BGP neighbour runner on its own thread, in a namespace.
 //! - [`raw`]: hand-made frames out of an interface (packet socket).
@@ -31,6 +33,7 @@ pub mod counters;
 pub mod daemon;
 pub mod dns;
 pub mod fixture;
+pub mod flood;
 pub mod gobgp;
 pub mod http;
 pub mod lab;

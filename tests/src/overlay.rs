@@ -14,6 +14,7 @@ use edge_agent::{
     bgp::message::Prefix,
     overlay::{
         adjacency::Timers,
+        admission::AdmissionConfig,
         config::{DEFAULT_PORT, OverlayConfig},
         discovery::{Candidate, Source},
         identity::Identity,
@@ -259,7 +260,10 @@ pub fn config(lab: &Lab, n: u8, name: &str, allow: &[&str], peers: &[(&str, u8)]
         },
         bfd: None,
         trust_check: Duration::from_millis(200),
-        max_handshakes: 16,
+        admission: AdmissionConfig {
+            candidate_handshakes: 16,
+            ..AdmissionConfig::default()
+        },
         advertise_after_trust: false,
     }
 }
@@ -279,6 +283,9 @@ pub struct Node {
     logs: Capture,
     stop: Option<oneshot::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
+    /// The thread's id (its runtime is single-threaded: the overlay's
+    /// CPU time is this thread's).
+    tid: i32,
 }
 
 impl Node {
@@ -297,6 +304,8 @@ impl Node {
         let name = ns.name().to_owned();
         let thread = std::thread::spawn(move || {
             edge_agent::netns::enter(&name).unwrap();
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
             let subscriber = tracing_subscriber::fmt()
                 .with_writer(move || capture.clone())
                 .with_ansi(false)
@@ -315,7 +324,7 @@ impl Node {
                         return;
                     }
                 };
-                let _ = ready.send(Ok(overlay.status()));
+                let _ = ready.send(Ok((overlay.status(), tid)));
                 let mut stop_rx = stop_rx;
                 loop {
                     tokio::select! {
@@ -338,7 +347,7 @@ impl Node {
                 }
             });
         });
-        let status = ready_rx
+        let (status, tid) = ready_rx
             .recv()
             .map_err(|_| "the overlay thread died".to_string())??;
         Ok(Node {
@@ -347,7 +356,29 @@ impl Node {
             logs,
             stop: Some(stop),
             thread: Some(thread),
+            tid,
         })
+    }
+
+    /// The CPU time (user and system) the overlay's thread has used.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid))
+            .unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime
+        // and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i - 3)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis((ticks(14) + ticks(15)) * 1000 / hz)
     }
 
     /// Advertises a local service VIP.

@@ -24,6 +24,7 @@ use std::{
 use edge_agent::{
     agent::AgentConfig,
     bgp::message::Family,
+    config::{DoorsConfig, door_spec},
     control::{
         decide::{ControlConfig, ServiceConfig},
         fitness::FitnessPolicy,
@@ -112,6 +113,11 @@ pub struct Upstream {
 impl Upstream {
     /// Starts it on `t.router`.
     pub fn start(t: &Topology) -> Upstream {
+        Self::start_with(t, "")
+    }
+
+    /// Starts it on `t.router`, with `options` in the BGP protocol block.
+    pub fn start_with(t: &Topology, options: &str) -> Upstream {
         let mut pass = t
             .router
             .run(|| Dataplane::load(&LoadOptions::default()).expect("load the router's program"));
@@ -124,7 +130,10 @@ impl Upstream {
             &bgp_config(
                 "198.51.100.1".parse().unwrap(),
                 ISP_ASNS[0],
-                &[BgpNeighbor::new("pop_a", A4.into(), CDN_ASN)],
+                &[BgpNeighbor {
+                    options: options.into(),
+                    ..BgpNeighbor::new("pop_a", A4.into(), CDN_ASN)
+                }],
             ),
         );
         Upstream {
@@ -181,7 +190,7 @@ pub fn node(
         neighbor.origination.next_hop_v6 = None;
         neighbors.push(neighbor);
     }
-    AgentConfig {
+    let mut config = AgentConfig {
         internet: internet.into(),
         attach: AttachMode::Native,
         load: LoadOptions::pinned(pins.path()),
@@ -232,10 +241,17 @@ pub fn node(
             encap: Encap::IpIp,
             vip_addresses: VipAddresses::Configured,
             fitness: FitnessPolicy::default(),
+            doors: None,
+            door_sources: Default::default(),
         },
         upstream: neighbors,
         dns: None,
-    }
+    };
+    // The data plane guards the agent's ports, as by default.
+    let (doors, sources) = door_spec(&DoorsConfig::default(), &config).expect("few doors");
+    config.control.doors = Some(doors);
+    config.control.door_sources = sources;
+    config
 }
 
 /// A line server on the web VIP: answers each line with "<name>: <line>".

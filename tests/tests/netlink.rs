@@ -320,6 +320,11 @@ fn the_interface_deleted_by_hand_comes_back_within_one_period() {
         return;
     }
     let (node, _peers) = world();
+    // Off, so that seeing it on shows the agent turned it on.
+    stdout_of(
+        node.command("sysctl")
+            .args(["-qw", "net.ipv4.tcp_syncookies=0"]),
+    );
     let period = Duration::from_secs(3);
     let (inputs_tx, status, thread) = spawn(&node, config(period), inputs());
     wait(&status, "a clean pass", Duration::from_secs(5), |s| {
@@ -329,6 +334,7 @@ fn the_interface_deleted_by_hand_comes_back_within_one_period() {
     // The sysctls of the design, and no others.
     assert_eq!(node_sysctl(&node, "net.ipv4.conf.up0.rp_filter"), "2");
     assert_eq!(node_sysctl(&node, "net.ipv4.conf.up0.arp_ignore"), "1");
+    assert_eq!(node_sysctl(&node, "net.ipv4.tcp_syncookies"), "1");
     let deleted = Instant::now();
     node.ip(&["link", "del", "edge0"]);
     wait(&status, "the interface again", period, |s| {

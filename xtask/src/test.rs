@@ -105,6 +105,15 @@ pub fn bench(name: Option<&str>) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmarks run the XDP program in the kernel (BPF_PROG_TEST_RUN): run as root");
     }
+    // The tools the benchmarks run, built with the benchmarks' profile.
+    cmd::run(&mut cmd::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "edge-tests",
+        "--bin",
+        "edge-flood",
+    ]))?;
     let mut args = vec!["bench", "--package", "edge-benches"];
     if let Some(name) = name {
         args.extend(["--bench", name]);

@@ -97,6 +97,9 @@ pub async fn listen(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Send
     loop {
         let (stream, from) = tcp::next_connection(&listener).await;
         let Some(neighbor) = neighbors.get(&from.ip()) else {
+            // A reset, not a FIN: nothing of it stays on our side.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            drop(stream);
             unlogged += 1;
             let now = Instant::now();
             if logged.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY) {

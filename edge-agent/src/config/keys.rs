@@ -219,11 +219,13 @@ fn known_keys(path: &[Seg]) -> &'static [&'static str] {
         ["overlay"] => fields_of::<raw::Overlay>(),
         ["overlay", "peers", "[]"] => fields_of::<raw::Peer>(),
         ["overlay", "discovery"] => fields_of::<raw::Discovery>(),
+        ["overlay", "strangers"] => fields_of::<raw::Strangers>(),
         ["netlink"] => fields_of::<raw::Netlink>(),
         ["dns"] => fields_of::<raw::Dns>(),
         ["dns", "rate_limit"] => fields_of::<raw::DnsRateLimit>(),
         ["dns", "zones", "[]"] => fields_of::<raw::DnsZone>(),
         ["daemon"] => fields_of::<raw::Daemon>(),
+        ["doors"] => fields_of::<raw::Doors>(),
         _ => &[],
     }
 }

@@ -18,12 +18,14 @@
 //! addresses, prefixes, ASNs, …), `node`, `policy`, `services`,
 //! `upstream`, `overlay` and `dns` (the sections, into the modules'
 //! config types), `bfd` (`[bfd]` and the `bfd` keys of `[[upstream]]`
-//! and `[overlay]`), `files` (the checks that read the host), and
+//! and `[overlay]`), `doors` (`[doors]`, the XDP program's policy for
+//! the agent's own ports), `files` (the checks that read the host), and
 //! [`reload`] (what a SIGHUP applies at once and what waits for a
 //! restart).
 
 mod bfd;
 mod dns;
+mod doors;
 mod files;
 mod keys;
 mod node;
@@ -41,6 +43,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use self::doors::{DoorsConfig, spec as door_spec};
 use crate::agent::AgentConfig;
 
 /// The control socket's path unless `daemon.api_socket` says otherwise.
@@ -70,6 +73,10 @@ pub struct DaemonConfig {
     /// (default `/sys/fs/bpf/edge/<internet interface>`); the same path
     /// is in `agent.load.pin_dir`.
     pub pin_dir: PathBuf,
+    /// `[doors]`: what the XDP program lets through to the agent's own
+    /// ports (BGP, BFD, the overlay's control port) on the Internet
+    /// interface.
+    pub doors: DoorsConfig,
 }
 
 /// How log lines are written.
@@ -226,10 +233,11 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
     let overlay = overlay::overlay(&file.overlay, &node, checks, report);
     let dns = dns::dns(file.dns.as_ref(), &node, &services, checks, report);
     let daemon = node::daemon(&file.daemon, &node, report);
+    let doors = doors::doors(&file.doors, report);
     if checks.interfaces {
         files::interfaces(&node, report);
     }
-    let agent = AgentConfig {
+    let mut agent = AgentConfig {
         internet: node.internet.clone()?,
         attach: node.attach,
         load: crate::dataplane::LoadOptions {
@@ -245,6 +253,8 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
         upstream: upstream?,
         dns: dns?,
     };
+    let doors = doors?;
+    doors::apply(&doors, &mut agent, report);
     Some(DaemonConfig {
         pin_dir: daemon.pin_dir?,
         agent,
@@ -252,6 +262,7 @@ fn build(file: &raw::File, checks: Checks, report: &mut Report) -> Option<Daemon
         metrics: daemon.metrics?,
         log_format: daemon.log_format?,
         log_level: daemon.log_level?,
+        doors,
     })
 }
 

@@ -14,7 +14,9 @@ use crate::{
     dataplane::{AttachMode, Encap, Protocol, ServiceMatch},
     health::{HealthConfig, ProbeSpec, rise_fall::Measured},
     netlink::desired::VipAddresses,
-    overlay::{adjacency::Timers, discovery::Source, identity::Identity},
+    overlay::{
+        adjacency::Timers, admission::AdmissionConfig, discovery::Source, identity::Identity,
+    },
 };
 
 /// The example config, as shipped.
@@ -301,7 +303,8 @@ fn the_example_maps_the_overlay() {
     assert_eq!(o.hold_time, 9);
     assert_eq!(o.timers, Timers::default());
     assert_eq!(o.trust_check, Duration::from_secs(5));
-    assert_eq!(o.max_handshakes, 64);
+    assert_eq!(o.admission.candidate_handshakes, 64);
+    assert_eq!(o.admission, AdmissionConfig::default());
     assert!(o.advertise_after_trust);
     assert_eq!(o.validate(), Ok(()));
 }
@@ -319,6 +322,7 @@ fn the_example_maps_netlink_and_the_daemon() {
     assert_eq!(c.metrics, Some("127.0.0.1:9179".parse().unwrap()));
     assert_eq!(c.log_format, LogFormat::Human);
     assert_eq!(c.log_level, "info");
+    assert_eq!(c.doors, DoorsConfig::default());
 }
 
 #[test]
@@ -346,6 +350,7 @@ fn a_minimal_config_gets_the_defaults() {
     assert!(o.static_peers.is_empty() && o.srv.is_empty());
     assert_eq!(o.private_addr, None);
     assert_eq!(o.hold_time, 9);
+    assert_eq!(o.admission, AdmissionConfig::default());
     let n = &a.netlink;
     assert_eq!(
         (
@@ -360,6 +365,7 @@ fn a_minimal_config_gets_the_defaults() {
     assert_eq!(c.metrics, None);
     assert_eq!(c.log_format, LogFormat::Human);
     assert_eq!(c.log_level, DEFAULT_LOG_LEVEL);
+    assert_eq!(c.doors, DoorsConfig::default());
 }
 
 #[test]

@@ -399,6 +399,29 @@ fn maglev_size(n: i64) -> Result<u32, values::Bad> {
     Ok(size)
 }
 
+/// An optional integer in `lo..=hi` with a default; `what` names what it
+/// counts in the message. `None` after a problem.
+pub(super) fn int_or<T: TryFrom<i64> + std::fmt::Display>(
+    raw: Option<i64>,
+    key: &str,
+    lo: i64,
+    hi: i64,
+    default: T,
+    what: &str,
+    report: &mut Report,
+) -> Option<T> {
+    let Some(n) = raw else {
+        return Some(default);
+    };
+    let result = values::int(n, lo, hi, what).map_err(|b| {
+        bad(
+            b.message,
+            format!("{}, or leave it out for the default, {default}", b.hint),
+        )
+    });
+    report.check(key, result)
+}
+
 /// An optional duration with a default.
 pub(super) fn duration_or(
     raw: Option<&String>,

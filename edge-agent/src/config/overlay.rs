@@ -1,7 +1,8 @@
 //! `[overlay]`: the authenticated overlay between edge nodes, into an
 //! [`OverlayConfig`]: the control endpoint (on an underlay address), the
-//! trust material and allow-list, the import policy's ranges, static
-//! peers and SRV discovery, timers, BFD (see [`super::bfd`]).
+//! trust material and allow-list, admission (`max_handshakes` and
+//! `[overlay.strangers]`), the import policy's ranges, static peers and
+//! SRV discovery, timers, BFD (see [`super::bfd`]).
 //! [`OverlayConfig::validate`] runs last, its error reported under the
 //! key it is about.
 
@@ -11,14 +12,15 @@ use hickory_proto::rr::Name;
 
 use super::{
     Checks, Report, bfd, files,
-    node::{Node, positive_duration_or},
+    node::{Node, int_or, positive_duration_or},
     raw,
-    values::{self, PrefixBad},
+    values::{self, PrefixBad, show_duration},
 };
 use crate::{
     bgp::message::Prefix,
     overlay::{
         adjacency::Timers,
+        admission::AdmissionConfig,
         config::{ConfigError, DEFAULT_PORT, OverlayConfig},
         discovery::{Candidate, SERVICE, Source, SrvQuery},
         identity::Identity,
@@ -37,6 +39,10 @@ const DEFAULT_MAX_HANDSHAKES: usize = 64;
 const DEFAULT_TRUST_CHECK: Duration = Duration::from_secs(5);
 /// How often SRV records are asked again unless said otherwise.
 const DEFAULT_SRV_REFRESH: Duration = Duration::from_secs(30);
+/// The longest a stranger may be given to send its ClientHello.
+const MAX_FIRST_FLIGHT: Duration = Duration::from_secs(10);
+/// The longest a stranger's whole handshake may be given.
+const MAX_STRANGER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Parses `[overlay]`; `None` after a problem.
 pub(super) fn overlay(
@@ -138,6 +144,7 @@ pub(super) fn overlay(
             values::int::<usize>(n, 1, 4096, "a handshake limit"),
         ),
     };
+    let admission = strangers(&raw.strangers, max_handshakes, report);
     let trust_check = positive_duration_or(
         raw.trust_check.as_ref(),
         "overlay.trust_check",
@@ -221,7 +228,7 @@ pub(super) fn overlay(
         timers,
         bfd: bfd?,
         trust_check,
-        max_handshakes: max_handshakes?,
+        admission: admission?,
         advertise_after_trust: true,
     };
     if report.len() != before {
@@ -274,6 +281,165 @@ fn listen(raw: &raw::Overlay, node: &Node, report: &mut Report) -> Option<Socket
         return None;
     }
     Some(addr)
+}
+
+/// `[overlay.strangers]`, with the candidates' budget (`[overlay]
+/// max_handshakes`, `None` after a problem there); `None` after a
+/// problem.
+fn strangers(
+    raw: &raw::Strangers,
+    candidate_handshakes: Option<usize>,
+    report: &mut Report,
+) -> Option<AdmissionConfig> {
+    let before = report.len();
+    let d = AdmissionConfig::default();
+    let key = |name: &str| format!("overlay.strangers.{name}");
+    let handshakes = int_or(
+        raw.handshakes,
+        &key("handshakes"),
+        1,
+        1024,
+        d.stranger_handshakes,
+        "the handshakes all strangers together may have in progress",
+        report,
+    );
+    let per_source = int_or(
+        raw.per_source,
+        &key("per_source"),
+        1,
+        1024,
+        d.per_source,
+        "the handshakes one stranger source prefix may have in progress",
+        report,
+    );
+    if let (Some(handshakes), Some(per_source)) = (handshakes, per_source) {
+        if per_source > handshakes {
+            report.add(
+                key("per_source"),
+                format!(
+                    "{per_source} is more than the {handshakes} handshakes all strangers together may have (overlay.strangers.handshakes)"
+                ),
+                "one source prefix can never hold more than the strangers' whole budget: lower per_source, or raise handshakes",
+            );
+        }
+    }
+    let rate = int_or(
+        raw.rate,
+        &key("rate"),
+        1,
+        100_000,
+        d.rate,
+        "the handshakes strangers may start per second",
+        report,
+    );
+    let burst = match raw.burst {
+        // A burst of one second's worth unless said otherwise.
+        None if raw.rate.is_some() => rate,
+        _ => int_or(
+            raw.burst,
+            &key("burst"),
+            1,
+            100_000,
+            d.burst,
+            "the handshakes strangers may start at once after a quiet spell",
+            report,
+        ),
+    };
+    let first_flight = deadline(
+        raw.first_flight.as_deref(),
+        &key("first_flight"),
+        d.first_flight,
+        MAX_FIRST_FLIGHT,
+        report,
+    );
+    let timeout = deadline(
+        raw.timeout.as_deref(),
+        &key("timeout"),
+        d.timeout,
+        MAX_STRANGER_TIMEOUT,
+        report,
+    );
+    if let (Some(first_flight), Some(timeout)) = (first_flight, timeout) {
+        if timeout < first_flight {
+            let given = if raw.timeout.is_some() {
+                ""
+            } else {
+                " (the default)"
+            };
+            report.add(
+                key("timeout"),
+                format!(
+                    "{}{given} is shorter than first_flight ({})",
+                    show_duration(timeout),
+                    show_duration(first_flight)
+                ),
+                "timeout bounds the whole handshake, ClientHello included: make it at least first_flight",
+            );
+        }
+    }
+    let ipv4_prefix = int_or(
+        raw.ipv4_prefix,
+        &key("ipv4_prefix"),
+        8,
+        32,
+        d.ipv4_prefix,
+        "the IPv4 prefix length strangers are grouped by",
+        report,
+    );
+    let ipv6_prefix = int_or(
+        raw.ipv6_prefix,
+        &key("ipv6_prefix"),
+        16,
+        128,
+        d.ipv6_prefix,
+        "the IPv6 prefix length strangers are grouped by",
+        report,
+    );
+    if report.len() != before {
+        return None;
+    }
+    Some(AdmissionConfig {
+        candidate_handshakes: candidate_handshakes?,
+        stranger_handshakes: handshakes?,
+        per_source: per_source?,
+        rate: rate?,
+        burst: burst?,
+        first_flight: first_flight?,
+        timeout: timeout?,
+        ipv4_prefix: ipv4_prefix?,
+        ipv6_prefix: ipv6_prefix?,
+    })
+}
+
+/// A stranger's deadline at `key`: above zero and at most `max`;
+/// `default` when not given, `None` after a problem.
+fn deadline(
+    raw: Option<&str>,
+    key: &str,
+    default: Duration,
+    max: Duration,
+    report: &mut Report,
+) -> Option<Duration> {
+    let Some(text) = raw else {
+        return Some(default);
+    };
+    let d = report.check(key, values::duration(text))?;
+    if d.is_zero() || d > max {
+        report.add(
+            key,
+            format!(
+                "`{text}` is out of range: it must be longer than zero and at most {}",
+                show_duration(max)
+            ),
+            format!(
+                "give a duration up to {}, or leave it out for the default, {}",
+                show_duration(max),
+                show_duration(default)
+            ),
+        );
+        return None;
+    }
+    Some(d)
 }
 
 /// The trust files and the allow-list.

@@ -1,13 +1,15 @@
-//! `[overlay]`, and the trust files checked with a lab CA.
+//! `[overlay]` and `[overlay.strangers]`, and the trust files checked
+//! with a lab CA.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use crate::{
     config::{
-        Checks, parse_with,
+        Checks, ConfigErrors, parse_with,
         tests::{MINIMAL, assert_problem, minimal_replacing, minimal_with, ok, problems},
     },
     overlay::{
+        admission::AdmissionConfig,
         identity::Identity,
         pki::{Pem, Validity, make_ca, make_node},
     },
@@ -137,7 +139,11 @@ fn timers_and_limits() {
     ));
     let o = &c.agent.overlay;
     assert_eq!(
-        (o.hold_time, o.import.max_routes, o.max_handshakes),
+        (
+            o.hold_time,
+            o.import.max_routes,
+            o.admission.candidate_handshakes
+        ),
         (0, 10, 8)
     );
     assert_eq!(o.trust_check, std::time::Duration::from_secs(60));
@@ -217,4 +223,182 @@ fn trust_files_are_loaded_and_must_prove_the_node_name() {
         assert_problem(&e, key, "cannot read /etc/edge/");
     }
     assert!(!minimal_with("").is_empty());
+}
+
+/// The admission limits with `[overlay.strangers]` holding `lines` and
+/// `overlay` lines in `[overlay]`.
+fn admission(overlay: &str, lines: &str) -> AdmissionConfig {
+    ok(&overlay_with(&format!(
+        "{overlay}\n[overlay.strangers]\n{lines}\n"
+    )))
+    .agent
+    .overlay
+    .admission
+}
+
+/// The problems with `[overlay.strangers]` holding `lines`.
+fn strangers_problems(lines: &str) -> ConfigErrors {
+    problems(&overlay_with(&format!("[overlay.strangers]\n{lines}\n")))
+}
+
+#[test]
+fn strangers_get_the_defaults_and_candidates_max_handshakes() {
+    let d = AdmissionConfig::default();
+    assert_eq!(ok(MINIMAL).agent.overlay.admission, d);
+    assert_eq!(admission("", ""), d);
+    assert_eq!(d.candidate_handshakes, 64);
+    // The candidates' budget is `[overlay] max_handshakes`.
+    let a = admission("max_handshakes = 100", "");
+    assert_eq!(
+        a,
+        AdmissionConfig {
+            candidate_handshakes: 100,
+            ..d
+        }
+    );
+}
+
+#[test]
+fn every_strangers_key_maps() {
+    let a = admission(
+        "max_handshakes = 32",
+        "handshakes = 16\nper_source = 4\nrate = 50\nburst = 80\nfirst_flight = \"500ms\"\n\
+         timeout = \"5s\"\nipv4_prefix = 24\nipv6_prefix = 48",
+    );
+    assert_eq!(
+        a,
+        AdmissionConfig {
+            candidate_handshakes: 32,
+            stranger_handshakes: 16,
+            per_source: 4,
+            rate: 50,
+            burst: 80,
+            first_flight: Duration::from_millis(500),
+            timeout: Duration::from_secs(5),
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
+        }
+    );
+    // The extremes are accepted.
+    let a = admission(
+        "",
+        "handshakes = 1024\nper_source = 1024\nrate = 100000\nburst = 1\n\
+         first_flight = \"10s\"\ntimeout = \"60s\"\nipv4_prefix = 8\nipv6_prefix = 16",
+    );
+    assert_eq!((a.stranger_handshakes, a.per_source), (1024, 1024));
+    assert_eq!((a.rate, a.burst), (100_000, 1));
+    assert_eq!(
+        (a.first_flight, a.timeout),
+        (Duration::from_secs(10), Duration::from_secs(60))
+    );
+    assert_eq!((a.ipv4_prefix, a.ipv6_prefix), (8, 16));
+    let a = admission(
+        "",
+        "handshakes = 1\nper_source = 1\nrate = 1\nburst = 100000\n\
+         first_flight = \"1ms\"\ntimeout = \"1ms\"\nipv4_prefix = 32\nipv6_prefix = 128",
+    );
+    assert_eq!((a.stranger_handshakes, a.per_source), (1, 1));
+    assert_eq!((a.rate, a.burst), (1, 100_000));
+    assert_eq!(a.first_flight, a.timeout);
+    assert_eq!((a.ipv4_prefix, a.ipv6_prefix), (32, 128));
+}
+
+#[test]
+fn the_strangers_burst_follows_a_given_rate() {
+    assert_eq!(admission("", "rate = 7").burst, 7);
+    assert_eq!(admission("", "rate = 7\nburst = 9").burst, 9);
+    let a = admission("", "burst = 9");
+    assert_eq!((a.rate, a.burst), (20, 9));
+}
+
+#[test]
+fn each_out_of_range_strangers_value_is_reported_with_its_key() {
+    for (line, key, what) in [
+        ("handshakes = 0", "handshakes", "out of range"),
+        ("handshakes = 1025", "handshakes", "out of range"),
+        ("per_source = 0", "per_source", "out of range"),
+        ("per_source = 1025", "per_source", "out of range"),
+        ("rate = 0", "rate", "out of range"),
+        ("rate = 100001", "rate", "out of range"),
+        ("burst = 0", "burst", "out of range"),
+        ("burst = 100001", "burst", "out of range"),
+        ("first_flight = \"0s\"", "first_flight", "longer than zero"),
+        ("first_flight = \"10001ms\"", "first_flight", "at most 10s"),
+        ("first_flight = \"soon\"", "first_flight", "not a duration"),
+        ("timeout = \"0s\"", "timeout", "longer than zero"),
+        ("timeout = \"61s\"", "timeout", "at most 1m"),
+        ("ipv4_prefix = 7", "ipv4_prefix", "out of range"),
+        ("ipv4_prefix = 33", "ipv4_prefix", "out of range"),
+        ("ipv6_prefix = 15", "ipv6_prefix", "out of range"),
+        ("ipv6_prefix = 129", "ipv6_prefix", "out of range"),
+    ] {
+        let e = strangers_problems(line);
+        assert_problem(&e, &format!("overlay.strangers.{key}"), what);
+        assert_eq!(e.problems.len(), 1, "{line}: {e}");
+    }
+    let e = strangers_problems("rate = 0");
+    assert_eq!(
+        e.problems[0].hint.as_deref(),
+        Some("give a number from 1 to 100000, or leave it out for the default, 20")
+    );
+}
+
+#[test]
+fn per_source_is_at_most_handshakes_and_timeout_at_least_first_flight() {
+    let e = strangers_problems("handshakes = 4\nper_source = 5");
+    assert_problem(
+        &e,
+        "overlay.strangers.per_source",
+        "5 is more than the 4 handshakes all strangers together may have",
+    );
+    assert_eq!(e.problems.len(), 1, "{e}");
+    // Against the default budget (8) too.
+    let e = strangers_problems("per_source = 9");
+    assert_problem(&e, "overlay.strangers.per_source", "more than the 8");
+    let e = strangers_problems("first_flight = \"2s\"\ntimeout = \"1s\"");
+    assert_problem(
+        &e,
+        "overlay.strangers.timeout",
+        "1s is shorter than first_flight (2s)",
+    );
+    assert_eq!(e.problems.len(), 1, "{e}");
+    // Against the default timeout (3s): said to be the default.
+    let e = strangers_problems("first_flight = \"5s\"");
+    assert_problem(
+        &e,
+        "overlay.strangers.timeout",
+        "3s (the default) is shorter than first_flight (5s)",
+    );
+    // Equal is fine.
+    let a = admission("", "handshakes = 4\nper_source = 4\nfirst_flight = \"3s\"");
+    assert_eq!((a.per_source, a.first_flight), (4, a.timeout));
+}
+
+#[test]
+fn unknown_strangers_keys_are_reported() {
+    let e = strangers_problems("per_sauce = 2\ncandidate_handshakes = 10");
+    assert_problem(&e, "overlay.strangers.per_sauce", "unknown key `per_sauce`");
+    let hint = |key: &str| {
+        e.problems
+            .iter()
+            .find(|p| p.key == key)
+            .and_then(|p| p.hint.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        hint("overlay.strangers.per_sauce"),
+        "did you mean `per_source`?"
+    );
+    // The candidates' budget is `[overlay] max_handshakes`, not a key here.
+    assert_problem(
+        &e,
+        "overlay.strangers.candidate_handshakes",
+        "unknown key `candidate_handshakes`",
+    );
+    assert!(
+        hint("overlay.strangers.candidate_handshakes").contains("first_flight"),
+        "{e}"
+    );
+    let e = strangers_problems("rate = \"20\"");
+    assert_problem(&e, "overlay.strangers.rate", "");
 }

@@ -104,6 +104,10 @@ pub(super) fn control(
         encap: node.encap,
         vip_addresses,
         fitness,
+        // Filled in once the upstream and the overlay are known
+        // (`super::doors::spec`).
+        doors: None,
+        door_sources: Default::default(),
     })
 }
 

@@ -27,6 +27,7 @@ pub(super) struct File {
     pub dns: Option<Dns>,
     pub daemon: Daemon,
     pub bfd: Bfd,
+    pub doors: Doors,
 }
 
 /// `[node]`: who this node is and how its data plane runs.
@@ -224,6 +225,7 @@ pub(super) struct Overlay {
     pub peers: Vec<Peer>,
     pub discovery: Discovery,
     pub bfd: Option<BfdSetting>,
+    pub strangers: Strangers,
 }
 
 /// `[[overlay.peers]]`: a static candidate.
@@ -241,6 +243,21 @@ pub(super) struct Discovery {
     pub srv: Option<Vec<String>>,
     pub resolvers: Option<Vec<String>>,
     pub refresh: Option<String>,
+}
+
+/// `[overlay.strangers]`: what addresses the overlay does not know may
+/// start on the control endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Strangers {
+    pub handshakes: Option<i64>,
+    pub per_source: Option<i64>,
+    pub rate: Option<i64>,
+    pub burst: Option<i64>,
+    pub first_flight: Option<String>,
+    pub timeout: Option<String>,
+    pub ipv4_prefix: Option<i64>,
+    pub ipv6_prefix: Option<i64>,
 }
 
 /// `[netlink]`: the kernel state the agent owns.
@@ -289,6 +306,17 @@ pub(super) struct DnsZone {
     pub file: Option<String>,
     pub records: Option<Vec<String>>,
     pub ttl: Option<String>,
+}
+
+/// `[doors]`: the XDP program's policy for the agent's own ports.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Doors {
+    pub enabled: Option<bool>,
+    pub syn_rate: Option<i64>,
+    pub syn_burst: Option<i64>,
+    pub ipv4_prefix: Option<i64>,
+    pub ipv6_prefix: Option<i64>,
 }
 
 /// `[daemon]`: the process itself.

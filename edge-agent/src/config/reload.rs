@@ -11,7 +11,9 @@
 //! belong to what runs the sessions: a changed `bfd` under `[[upstream]]`,
 //! or a changed `[bfd]` that some neighbour takes, is a change of the
 //! upstream neighbours (a `[bfd]` no neighbour takes changes nothing);
-//! `[overlay] bfd` is a change of the overlay.
+//! `[overlay] bfd` and `[overlay.strangers]` are changes of the overlay.
+//! `[doors]` is loaded into the XDP program at start, so its changes wait
+//! for a restart too.
 
 use std::fmt;
 
@@ -57,11 +59,13 @@ pub enum RestartPart {
     /// `[dns]` added or removed.
     DnsAddedOrRemoved,
     /// The overlay other than its trust material and allow-list (its BFD
-    /// timers included).
+    /// timers and `[overlay.strangers]` included).
     Overlay,
     /// The data plane: the Internet interface, the XDP mode, the pins, the
     /// table sizes and the node's data-plane settings (`[node]`).
     Dataplane,
+    /// `[doors]`: the XDP program's policy for the agent's own ports.
+    Doors,
     /// `[daemon]`: the admin socket, the metrics endpoint, logging and
     /// the pin directory.
     Daemon,
@@ -89,6 +93,7 @@ impl fmt::Display for RestartPart {
             RestartPart::Dataplane => {
                 "the data plane (Internet interface, XDP mode, table sizes, node settings)"
             }
+            RestartPart::Doors => "[doors] (the XDP program's policy for the agent's own ports)",
             RestartPart::Daemon => "[daemon] (admin socket, metrics, logging, pin directory)",
         })
     }
@@ -131,6 +136,7 @@ pub fn plan(running: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
         log_format,
         log_level,
         pin_dir,
+        doors,
     } = new;
     let AgentConfig {
         internet,
@@ -152,7 +158,18 @@ pub fn plan(running: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
             restart.push(part);
         }
     };
-    changed(RestartPart::Services, old.control != *control);
+    // The doors in the control config follow from `[doors]`, the
+    // upstream and the overlay, each judged on its own below.
+    let policy =
+        |c: &crate::control::decide::ControlConfig| crate::control::decide::ControlConfig {
+            doors: None,
+            door_sources: Default::default(),
+            ..c.clone()
+        };
+    changed(
+        RestartPart::Services,
+        policy(&old.control) != policy(control),
+    );
     changed(RestartPart::Upstream, old.upstream != *upstream);
     changed(RestartPart::HealthChecks, old.health != *health);
     changed(RestartPart::Netlink, old.netlink != *netlink);
@@ -169,6 +186,7 @@ pub fn plan(running: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
         RestartPart::Dataplane,
         (&old.internet, &old.attach, &old.load, &old.node) != (internet, attach, load, node),
     );
+    changed(RestartPart::Doors, running.doors != *doors);
     changed(
         RestartPart::Daemon,
         (

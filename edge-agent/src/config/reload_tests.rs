@@ -176,3 +176,50 @@ fn bfd_changes_wait_for_a_restart_of_what_runs_the_sessions() {
     let same = minimal_replacing(line, &format!("{line}\nbfd = true"));
     assert!(plan_of(MINIMAL, &same).restart.is_empty());
 }
+
+#[test]
+fn doors_and_the_strangers_limits_wait_for_a_restart() {
+    let doors = minimal_with("[doors]\nsyn_rate = 50\n");
+    let p = plan_of(MINIMAL, &doors);
+    assert_eq!(p.live, [LivePart::Trust]);
+    assert_eq!(p.restart, [RestartPart::Doors]);
+    assert_eq!(
+        p.to_string(),
+        "trust material and allow-list reloaded; changes to [doors] (the XDP program's policy \
+         for the agent's own ports) take effect after a restart"
+    );
+    assert_eq!(
+        plan_of(
+            &doors,
+            &minimal_with("[doors]\nenabled = false\nsyn_rate = 50\n")
+        )
+        .restart,
+        [RestartPart::Doors]
+    );
+    // Written out with the defaults: no change.
+    let same = minimal_with("[doors]\nenabled = true\nsyn_rate = 20\nsyn_burst = 40\n");
+    assert!(plan_of(MINIMAL, &same).restart.is_empty());
+    // `[overlay.strangers]`, and the candidates' budget, are the overlay's.
+    for change in [
+        "[overlay.strangers]\nrate = 5",
+        "[overlay.strangers]\ntimeout = \"10s\"",
+        "max_handshakes = 32",
+    ] {
+        let line = "identity_ranges = [\"192.0.2.0/24\"]";
+        let new = minimal_replacing(line, &format!("{line}\n{change}"));
+        assert_eq!(
+            plan_of(MINIMAL, &new).restart,
+            [RestartPart::Overlay],
+            "{change}"
+        );
+    }
+    // Both at once, in order.
+    let both = minimal_replacing(
+        "identity_ranges = [\"192.0.2.0/24\"]",
+        "identity_ranges = [\"192.0.2.0/24\"]\n[overlay.strangers]\nper_source = 1",
+    ) + "[doors]\nipv6_prefix = 56\n";
+    assert_eq!(
+        plan_of(MINIMAL, &both).restart,
+        [RestartPart::Overlay, RestartPart::Doors]
+    );
+}

@@ -21,7 +21,7 @@ use std::{
 use super::fitness::{Announce, Fitness, FitnessPolicy};
 use crate::{
     bgp::{message::Prefix, rib_out::OriginAttrs},
-    dataplane::{Encap, ServiceMatch},
+    dataplane::{DoorsSpec, Encap, ServiceMatch},
     health::Effective,
     netlink::desired::{Inputs as NetlinkInputs, PeerPaths, VipAddresses},
     overlay::{identity::Identity, status::OverlayStatus},
@@ -72,6 +72,12 @@ pub struct ControlConfig {
     pub vip_addresses: VipAddresses,
     /// Fitness timers.
     pub fitness: FitnessPolicy,
+    /// The XDP program's policy for the agent's own ports (`None`: the
+    /// program leaves them alone).
+    pub doors: Option<DoorsSpec>,
+    /// Sources always let through those doors: the upstream neighbours
+    /// and the configured overlay peers' addresses.
+    pub door_sources: BTreeSet<IpAddr>,
 }
 
 /// Everything the control function looks at.
@@ -128,6 +134,10 @@ pub struct Desired {
     pub upstream: Announce,
     /// The attributes the upstream announcement carries.
     pub upstream_attrs: OriginAttrs,
+    /// Sources the data plane lets through the agent's doors: the
+    /// configured ones, the overlay's candidates and trusted sources
+    /// (empty without doors).
+    pub door_sources: BTreeSet<IpAddr>,
 }
 
 /// The control function. `fitness` is the flap history the upstream
@@ -199,7 +209,22 @@ pub fn decide(config: &ControlConfig, inputs: &Inputs<'_>, fitness: &mut Fitness
         fit,
         upstream,
         upstream_attrs,
+        door_sources: door_sources(config, overlay),
     }
+}
+
+/// Who may knock on the agent's own ports: whom the config names, whom
+/// the overlay counts as a candidate, and every trusted peer. Being
+/// listed only lets a source reach the port; authentication (TLS, the
+/// BGP neighbour list, BFD's keys) still decides.
+fn door_sources(config: &ControlConfig, overlay: &OverlayStatus) -> BTreeSet<IpAddr> {
+    if config.doors.is_none() {
+        return BTreeSet::new();
+    }
+    let mut sources = config.door_sources.clone();
+    sources.extend(&overlay.candidates);
+    sources.extend(overlay.trusted_sources.keys());
+    sources
 }
 
 /// Fit: the Internet interface is up, some upstream path is alive, and

@@ -43,6 +43,8 @@ fn config(required: &[&str]) -> ControlConfig {
         encap: Encap::IpIp,
         vip_addresses: VipAddresses::Configured,
         fitness: FitnessPolicy::default(),
+        doors: None,
+        door_sources: Default::default(),
     }
 }
 
@@ -410,5 +412,52 @@ fn netlink_inputs_carry_addresses_and_peer_paths() {
     assert_eq!(
         d.trusted[&ip("198.51.100.2")],
         (id("pop-b"), ip("198.51.100.2"))
+    );
+}
+
+#[test]
+fn door_sources_are_the_configured_ones_the_candidates_and_the_trusted() {
+    let mut config = config(&[]);
+    let local = BTreeMap::new();
+    let mut overlay = overlay(&[("pop-b", "198.51.100.2", WEB)]);
+    overlay.candidates = [ip("198.51.100.3"), ip("2001:db8:ff::3")].into();
+    fn inputs<'a>(local: &'a BTreeMap<String, Effective>, o: &'a OverlayStatus) -> Inputs<'a> {
+        Inputs {
+            local,
+            drained: false,
+            overlay: o,
+            internet_up: Some(true),
+            upstream_paths: true,
+            now: Instant::now(),
+        }
+    }
+    // Without doors, nothing is listed.
+    let d = decide(&config, &inputs(&local, &overlay), &mut Fitness::new());
+    assert!(d.door_sources.is_empty());
+    config.doors = Some(crate::dataplane::DoorsSpec {
+        doors: vec![],
+        syn_rate: 20,
+        syn_burst: 40,
+        v4_prefix: 32,
+        v6_prefix: 64,
+    });
+    config.door_sources = [ip("198.51.100.1")].into();
+    let d = decide(&config, &inputs(&local, &overlay), &mut Fitness::new());
+    assert_eq!(
+        d.door_sources,
+        [
+            ip("198.51.100.1"),
+            ip("198.51.100.2"),
+            ip("198.51.100.3"),
+            ip("2001:db8:ff::3")
+        ]
+        .into()
+    );
+    // A candidate that goes away is unlisted with the next decision.
+    overlay.candidates.clear();
+    let d = decide(&config, &inputs(&local, &overlay), &mut Fitness::new());
+    assert_eq!(
+        d.door_sources,
+        [ip("198.51.100.1"), ip("198.51.100.2")].into()
     );
 }

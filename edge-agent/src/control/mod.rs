@@ -7,5 +7,6 @@
 //! blackholes traffic ([`runtime`]).
 
 pub mod decide;
+pub mod doors;
 pub mod fitness;
 pub mod runtime;

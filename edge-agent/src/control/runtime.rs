@@ -34,6 +34,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::{
     decide::{ControlConfig, Desired, Inputs, PeerKey, decide},
+    doors::DoorLog,
     fitness::{Announce, Fitness},
 };
 use crate::{
@@ -44,6 +45,10 @@ use crate::{
     netlink::reconciler::Reconciler,
     overlay::{runtime::Overlay, status::OverlayStatus},
 };
+
+/// How many counter ticks (seconds) between looks at the doors'
+/// offenders.
+const DOOR_REPORT_TICKS: u64 = 10;
 
 /// What the loop listens to.
 pub struct ControlInputs {
@@ -153,6 +158,10 @@ impl Control {
             fitness: Fitness::new(),
             previous: None,
             ids: BTreeMap::new(),
+            listed: None,
+            doors_set: false,
+            door_log: DoorLog::default(),
+            ticks: 0,
             status: status_tx,
             applied: applied.clone(),
         };
@@ -184,6 +193,14 @@ struct Core {
     fitness: Fitness,
     previous: Option<Desired>,
     ids: BTreeMap<PeerKey, u32>,
+    /// The door sources the data plane holds (`None`: not read yet).
+    listed: Option<BTreeSet<IpAddr>>,
+    /// Whether the doors are set in the data plane.
+    doors_set: bool,
+    /// Which offending prefixes were named in the log, and when.
+    door_log: DoorLog,
+    /// Counter ticks so far.
+    ticks: u64,
     status: watch::Sender<ControlStatus>,
     applied: broadcast::Sender<(Applied, Instant)>,
 }
@@ -236,6 +253,10 @@ impl Core {
                     _ = &mut stop => return,
                     _ = counters.tick() => {
                         self.read_counters();
+                        self.ticks += 1;
+                        if self.ticks.is_multiple_of(DOOR_REPORT_TICKS) {
+                            self.report_doors();
+                        }
                         continue;
                     }
                     r = inputs.local.changed() => if r.is_err() { return },
@@ -276,6 +297,81 @@ impl Core {
         });
     }
 
+    /// Lists the door sources in `next` the data plane does not have
+    /// yet, or (`unlist`) unlists those it has and `next` does not. The
+    /// first call reads what the map holds (a restarted agent finds its
+    /// predecessor's list in the pinned map) and sets the doors.
+    fn list_sources(&mut self, next: &BTreeSet<IpAddr>, unlist: bool) {
+        let Some(doors) = self.config.doors.clone() else {
+            return;
+        };
+        if self.listed.is_none() {
+            let dp = &mut self.outputs.dataplane;
+            match dp.listed_sources() {
+                Ok(found) => self.listed = Some(found.into_iter().collect()),
+                Err(e) => {
+                    self.error(format!("reading the listed door sources: {e}"));
+                    return;
+                }
+            }
+        }
+        let listed = self.listed.take().unwrap_or_default();
+        let mut now_listed = listed.clone();
+        if unlist {
+            for addr in listed.difference(next) {
+                match self.outputs.dataplane.unlist_source(*addr) {
+                    Ok(()) => {
+                        now_listed.remove(addr);
+                    }
+                    Err(e) => self.error(format!("unlisting door source {addr}: {e}")),
+                }
+            }
+        } else {
+            for addr in next.difference(&listed) {
+                match self.outputs.dataplane.list_source(*addr) {
+                    Ok(()) => {
+                        now_listed.insert(*addr);
+                    }
+                    Err(e) => self.error(format!("listing door source {addr}: {e}")),
+                }
+            }
+        }
+        self.listed = Some(now_listed);
+        // The doors close only once the sources they must let in are
+        // listed.
+        if !unlist && !self.doors_set {
+            match self.outputs.dataplane.set_doors(&doors) {
+                Ok(()) => {
+                    self.doors_set = true;
+                    tracing::info!(
+                        doors = doors.doors.len(),
+                        sources = next.len(),
+                        "control: the data plane guards the agent's ports ({} door(s), {} listed source(s))",
+                        doors.doors.len(),
+                        next.len()
+                    );
+                }
+                Err(e) => self.error(format!("setting the doors of the agent's ports: {e}")),
+            }
+        }
+    }
+
+    /// Names the source prefixes the doors dropped packets from since
+    /// the last look.
+    fn report_doors(&mut self) {
+        if self.config.doors.is_none() {
+            return;
+        }
+        match self.outputs.dataplane.door_offenders(1) {
+            Ok(offenders) => {
+                for line in self.door_log.report(&offenders, Instant::now()) {
+                    tracing::warn!("{line}");
+                }
+            }
+            Err(e) => tracing::debug!("reading the doors' offenders: {e}"),
+        }
+    }
+
     fn note(&self, change: Applied) {
         let _ = self.applied.send((change, Instant::now()));
     }
@@ -298,8 +394,12 @@ impl Core {
             fit: Ok(()),
             upstream: Announce::Withdraw,
             upstream_attrs: Default::default(),
+            door_sources: BTreeSet::new(),
         };
         let prev = self.previous.take().unwrap_or(empty);
+        // 0. Sources let through the doors: before anything else, so that
+        // a new peer's connections and BFD are never dropped.
+        self.list_sources(&next.door_sources, false);
         // 1. New peers, then trust.
         for key in next.peers.difference(&prev.peers) {
             let Some(id) = self.allocate(key) else {
@@ -388,6 +488,7 @@ impl Core {
                 }
             }
         }
+        self.list_sources(&next.door_sources, true);
         // 6. The kernel.
         if prev.netlink != next.netlink {
             if let Some(netlink) = &self.outputs.netlink {

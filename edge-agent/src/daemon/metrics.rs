@@ -10,7 +10,11 @@
 //! `edge_overlay_adjacency{peer,state}`,
 //! `edge_overlay_established_total{peer}`, `edge_overlay_routes{peer}`,
 //! `edge_overlay_rejected_total{peer,reason}`,
-//! `edge_overlay_refused_total{reason}`, `edge_service_health{service,state}`,
+//! `edge_overlay_refused_total{reason}`,
+//! `edge_overlay_handshakes_admitted_total`, `edge_overlay_handshakes_active`
+//! and `edge_overlay_handshakes_limit{class}` (candidate, stranger),
+//! `edge_overlay_admission_denied_total{reason}`,
+//! `edge_service_health{service,state}`,
 //! `edge_probe_latency_seconds{service,probe}`,
 //! `edge_probe_rounds_total` and `edge_probe_failed_rounds_total{service}`,
 //! `edge_control_decisions_total`, `edge_control_apply_seconds`,
@@ -293,6 +297,7 @@ pub fn encode_metrics(s: &Sources<'_>) -> String {
             .get_or_create(&labels(&[("reason", reason.to_string())]))
             .inc_by(*n);
     }
+    admission(&mut registry, &s.overlay.admission);
     let health = gauge(
         &mut registry,
         "edge_service_health",
@@ -480,4 +485,54 @@ pub async fn serve(listener: TcpListener, scrape: mpsc::Sender<oneshot::Sender<S
 /// Binds the metrics listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+/// The control endpoint's admission: handshakes let start and in
+/// progress per class, their limits, and connections closed at once.
+fn admission(registry: &mut Registry, a: &crate::overlay::admission::AdmissionStatus) {
+    use crate::overlay::admission::Class;
+    let admitted = counter(
+        registry,
+        "edge_overlay_handshakes_admitted",
+        "Handshakes let start on the overlay control endpoint, by class (candidate, stranger)",
+    );
+    let active = gauge(
+        registry,
+        "edge_overlay_handshakes_active",
+        "Handshakes in progress on the overlay control endpoint, by class",
+    );
+    let limit = gauge(
+        registry,
+        "edge_overlay_handshakes_limit",
+        "Most handshakes in progress at once on the overlay control endpoint, by class",
+    );
+    let denied = counter(
+        registry,
+        "edge_overlay_admission_denied",
+        "Connections to the overlay control endpoint closed without a handshake, by reason",
+    );
+    let name = |c: Class| match c {
+        Class::Candidate => "candidate",
+        Class::Stranger => "stranger",
+    };
+    let config = a.config.clone().unwrap_or_default();
+    for class in [Class::Candidate, Class::Stranger] {
+        let l = labels(&[("class", name(class).into())]);
+        admitted
+            .get_or_create(&l)
+            .inc_by(a.admitted.get(&class).copied().unwrap_or(0));
+        active
+            .get_or_create(&l)
+            .set(a.active.get(&class).copied().unwrap_or(0) as f64);
+        let max = match class {
+            Class::Candidate => config.candidate_handshakes,
+            Class::Stranger => config.stranger_handshakes,
+        };
+        limit.get_or_create(&l).set(max as f64);
+    }
+    for (reason, n) in &a.denied {
+        denied
+            .get_or_create(&labels(&[("reason", reason.to_string())]))
+            .inc_by(*n);
+    }
 }

@@ -28,6 +28,9 @@ pub struct StatusDoc {
     pub overlay: Vec<AdjacencyDoc>,
     /// Connections refused on the overlay control endpoint, per reason.
     pub overlay_refused: BTreeMap<String, u64>,
+    /// Who may start a handshake on the control endpoint.
+    #[serde(default)]
+    pub admission: AdmissionDoc,
     /// Local services.
     pub services: Vec<ServiceDoc>,
     /// Data-plane counters (non-zero ones), with rates per second.
@@ -43,6 +46,51 @@ pub struct StatusDoc {
     /// strangers).
     #[serde(default)]
     pub bfd_dropped: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Admission on the overlay control endpoint: the limits, the
+/// handshakes in progress, and the connections closed without one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdmissionDoc {
+    /// Addresses counted as candidates.
+    pub candidates: usize,
+    /// Candidates' handshakes in progress, and their limit.
+    pub candidate_handshakes: (usize, usize),
+    /// Strangers' handshakes in progress, and their limit.
+    pub stranger_handshakes: (usize, usize),
+    /// A stranger prefix's limit, its length (v4, v6), and the
+    /// strangers' rate per second.
+    pub per_source: usize,
+    /// The prefix lengths strangers are grouped by (IPv4, IPv6).
+    pub prefixes: (u8, u8),
+    /// Stranger handshakes started per second at most.
+    pub stranger_rate: u32,
+    /// Handshakes let start, per class (`candidate`, `stranger`).
+    pub admitted: BTreeMap<String, u64>,
+    /// Connections closed without a handshake, per reason.
+    pub denied: BTreeMap<String, u64>,
+}
+
+impl AdmissionDoc {
+    fn of(a: &crate::overlay::admission::AdmissionStatus) -> Self {
+        use crate::overlay::admission::Class;
+        let active = |c| a.active.get(&c).copied().unwrap_or(0);
+        let config = a.config.clone().unwrap_or_default();
+        let class = |c: &Class| match c {
+            Class::Candidate => "candidate".to_string(),
+            Class::Stranger => "stranger".to_string(),
+        };
+        AdmissionDoc {
+            candidates: a.candidates,
+            candidate_handshakes: (active(Class::Candidate), config.candidate_handshakes),
+            stranger_handshakes: (active(Class::Stranger), config.stranger_handshakes),
+            per_source: config.per_source,
+            prefixes: (config.ipv4_prefix, config.ipv6_prefix),
+            stranger_rate: config.rate,
+            admitted: a.admitted.iter().map(|(c, n)| (class(c), *n)).collect(),
+            denied: a.denied.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        }
+    }
 }
 
 /// One BFD session.
@@ -412,6 +460,7 @@ pub fn build(s: &Sources<'_>) -> StatusDoc {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
+        admission: AdmissionDoc::of(&s.overlay.admission),
         services,
         counters,
         dns: s.dns.clone(),
@@ -510,6 +559,22 @@ pub fn render(doc: &StatusDoc) -> String {
                 .unwrap_or_default()
         );
     }
+    let a = &doc.admission;
+    let _ = writeln!(
+        out,
+        "\ncontrol endpoint: {} candidate address(es); handshakes: candidates {}/{}, strangers {}/{} (≤ {} per /{} or /{}, ≤ {}/s); admitted {}; closed at once {}",
+        a.candidates,
+        a.candidate_handshakes.0,
+        a.candidate_handshakes.1,
+        a.stranger_handshakes.0,
+        a.stranger_handshakes.1,
+        a.per_source,
+        a.prefixes.0,
+        a.prefixes.1,
+        a.stranger_rate,
+        words(&a.admitted),
+        words(&a.denied),
+    );
     let _ = writeln!(
         out,
         "\n{:<12} {:<9} {:<9} {:<6} {:<6} remote peers",
@@ -546,6 +611,19 @@ pub fn render(doc: &StatusDoc) -> String {
         render_dns(&mut out, dns);
     }
     out
+}
+
+/// `a 3, b 1`, or `none`.
+fn words(counts: &BTreeMap<String, u64>) -> String {
+    if counts.values().all(|n| *n == 0) {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn render_bfd(

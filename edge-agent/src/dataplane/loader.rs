@@ -355,6 +355,7 @@ impl Dataplane {
                     aya::maps::Map::Array(d)
                     | aya::maps::Map::HashMap(d)
                     | aya::maps::Map::LruHashMap(d)
+                    | aya::maps::Map::PerCpuLruHashMap(d)
                     | aya::maps::Map::PerCpuArray(d)
                     | aya::maps::Map::DevMapHash(d) => d.fd().as_fd().as_raw_fd(),
                     _ => return None,

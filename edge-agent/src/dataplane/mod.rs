@@ -6,6 +6,7 @@
 //! sources, egress interfaces) and read the counters.
 
 mod bpffs;
+mod doors;
 mod error;
 mod loader;
 mod mode;
@@ -14,6 +15,7 @@ mod pins;
 mod spec;
 mod tables;
 
+pub use doors::{DoorOffender, DoorPolicy, DoorSpec, DoorsSpec, MAX_DOORS};
 pub use error::DataplaneError;
 pub use loader::{Attachment, Dataplane, LoadOptions, ProgramFacts, ifindex};
 pub use mode::AttachMode;

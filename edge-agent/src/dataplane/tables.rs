@@ -38,7 +38,10 @@ impl Dataplane {
     }
 
     /// Map `name` of the object, for writing.
-    fn map_data(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, DataplaneError> {
+    pub(super) fn map_data(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut aya::maps::Map, DataplaneError> {
         self.ebpf
             .map_mut(name)
             .ok_or(DataplaneError::MissingInObject { kind: "map", name })

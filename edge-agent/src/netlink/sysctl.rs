@@ -15,7 +15,13 @@
 //! - `net.ipv4.conf.<if>.arp_announce = 2`: never use a VIP as the source
 //!   of our own ARP requests.
 //!
-//! IPv6 needs nothing: the agent adds its addresses without duplicate
+//! - `net.ipv4.tcp_syncookies = 1` (or 2, left as it is): when a SYN
+//!   flood fills the SYN queue of the BGP port or the control endpoint,
+//!   the kernel answers with cookies instead of dropping real peers'
+//!   SYNs. It covers IPv6 too. It is the network namespace's setting,
+//!   not the interface's.
+//!
+//! IPv6 needs nothing else: the agent adds its addresses without duplicate
 //! address detection (they are anycast on purpose).
 
 use std::path::PathBuf;
@@ -27,6 +33,8 @@ pub struct Sysctl {
     pub path: PathBuf,
     /// The value it must have.
     pub value: &'static str,
+    /// Other values that are as good (left as they are).
+    pub also: &'static [&'static str],
 }
 
 /// A sysctl that could not be read or written.
@@ -46,14 +54,23 @@ pub fn required(internet: &str) -> Vec<Sysctl> {
         Sysctl {
             path: conf("rp_filter"),
             value: "2",
+            also: &[],
         },
         Sysctl {
             path: conf("arp_ignore"),
             value: "1",
+            also: &[],
         },
         Sysctl {
             path: conf("arp_announce"),
             value: "2",
+            also: &[],
+        },
+        Sysctl {
+            path: PathBuf::from("/proc/sys/net/ipv4/tcp_syncookies"),
+            value: "1",
+            // 2: cookies always, stricter than needed and the operator's.
+            also: &["2"],
         },
     ]
 }
@@ -68,7 +85,7 @@ pub fn ensure(sysctls: &[Sysctl]) -> Result<Vec<(PathBuf, String)>, SysctlError>
             source,
         };
         let old = std::fs::read_to_string(&s.path).map_err(err)?;
-        if old.trim() != s.value {
+        if old.trim() != s.value && !s.also.contains(&old.trim()) {
             std::fs::write(&s.path, s.value).map_err(err)?;
             changed.push((s.path.clone(), old.trim().to_string()));
         }

@@ -10,6 +10,7 @@ use std::{
 
 use super::{
     adjacency::Timers,
+    admission::AdmissionConfig,
     discovery::{Candidate, SrvQuery},
     identity::Identity,
     import::ImportPolicy,
@@ -60,8 +61,11 @@ pub struct OverlayConfig {
     /// How often the trust files are checked for changes and every peer's
     /// certificate is checked again (expiry, revocation).
     pub trust_check: Duration,
-    /// Most TLS handshakes in progress at once on the control endpoint.
-    pub max_handshakes: usize,
+    /// Who may start a TLS handshake on the control endpoint: the budget
+    /// of candidates (`candidate_handshakes`, `[overlay] max_handshakes`)
+    /// and the smaller, rate-limited one of strangers
+    /// (`[overlay.strangers]`).
+    pub admission: AdmissionConfig,
     /// Tell a new peer about our services only once the data plane trusts
     /// its address (`Overlay::confirm_trusted`, called by the control
     /// loop), so that it cannot send us traffic we would drop. Without a
@@ -131,8 +135,29 @@ impl OverlayConfig {
                 "hold_time must be 0 or at least 3 seconds",
             ));
         }
-        if self.max_handshakes == 0 {
-            return Err(ConfigError::Invalid("max_handshakes must be at least 1"));
+        let admission = &self.admission;
+        if [
+            admission.candidate_handshakes,
+            admission.stranger_handshakes,
+            admission.per_source,
+        ]
+        .contains(&0)
+            || admission.rate == 0
+            || admission.burst == 0
+        {
+            return Err(ConfigError::Invalid(
+                "admission's handshake limits, rate and burst must be at least 1",
+            ));
+        }
+        if admission.per_source > admission.stranger_handshakes {
+            return Err(ConfigError::Invalid(
+                "admission's per_source must be at most its stranger handshakes",
+            ));
+        }
+        if admission.first_flight.is_zero() || admission.timeout < admission.first_flight {
+            return Err(ConfigError::Invalid(
+                "admission's first_flight must be above zero and at most its timeout",
+            ));
         }
         if self.trust_check.is_zero() || self.srv_refresh.is_zero() {
             return Err(ConfigError::Invalid(

@@ -6,18 +6,19 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc, watch},
+    sync::{mpsc, watch},
 };
 use tokio_rustls::TlsStream;
 
 use super::{
     adjacency::ConnId,
+    admission::{Admission, Ticket},
     core::OverlayEvent,
     identity::Identity,
     trust::{Authenticated, Refusal, Trust},
@@ -69,26 +70,41 @@ pub enum Event {
     Core(OverlayEvent),
 }
 
-/// Accepts connections on the control endpoint and authenticates them,
-/// at most `max_handshakes` at a time (more wait in the kernel's backlog),
-/// each bounded by the trust's handshake timeout.
+/// Accepts connections on the control endpoint and authenticates those
+/// that [`Admission`] lets try, each in its own task; the others are
+/// closed at once with a reset, so that nothing waits in a queue a flood
+/// could fill (see [`super::admission`]).
 pub async fn listen(
     listener: TcpListener,
     trust: watch::Receiver<Arc<Trust>>,
-    max_handshakes: usize,
+    admission: Arc<Mutex<Admission>>,
     events: mpsc::Sender<Event>,
 ) {
-    let slots = Arc::new(Semaphore::new(max_handshakes));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (tcp, remote) = tcp::next_connection(&listener).await;
+        let (admitted, config) = {
+            let mut admission = lock(&admission);
+            let admitted = admission.admit(remote.ip(), Instant::now());
+            (admitted, admission.config().clone())
+        };
+        let ticket = match admitted {
+            Ok(ticket) => ticket,
+            Err(_) => {
+                // A reset, not a FIN: nothing of it stays on our side.
+                let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
+        let deadlines = ticket.deadlines(&config);
+        let slot = Slot {
+            admission: admission.clone(),
+            ticket: Some(ticket),
+        };
         let trust = trust.borrow().clone();
         let events = events.clone();
         tokio::spawn(async move {
-            let event = match trust.accept(tcp).await {
+            let event = match trust.accept_within(tcp, deadlines).await {
                 Ok((stream, auth)) => Event::Inbound {
                     stream: Box::new(stream),
                     auth,
@@ -96,10 +112,33 @@ pub async fn listen(
                 },
                 Err(refusal) => Event::Core(OverlayEvent::Refused { remote, refusal }),
             };
-            drop(permit);
+            drop(slot);
             let _ = events.send(event).await;
         });
     }
+}
+
+/// A handshake slot, given back when the handshake's task ends, however
+/// it ends.
+struct Slot {
+    admission: Arc<Mutex<Admission>>,
+    ticket: Option<Ticket>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            lock(&self.admission).release(ticket);
+        }
+    }
+}
+
+/// The admission state; a panic elsewhere while it was held leaves it
+/// consistent (every change is a counter step), so it is used anyway.
+pub fn lock(admission: &Mutex<Admission>) -> std::sync::MutexGuard<'_, Admission> {
+    admission
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Connects to `addr` from `local` (our underlay address, port chosen by

@@ -531,7 +531,23 @@ impl OverlayCore {
             refused: self.refused.clone(),
             reloads: self.reloads,
             reload_error: self.reload_error.clone(),
+            candidates: self.candidate_addrs(),
+            admission: Default::default(),
         }
+    }
+
+    /// The addresses that count as candidates: where discovery and the
+    /// config say allowed peers are, and where current adjacencies'
+    /// connections come from (a peer that connected to us keeps its
+    /// BFD and its redials working from there). Only ever more than a
+    /// stranger: authentication still decides.
+    fn candidate_addrs(&self) -> BTreeSet<IpAddr> {
+        let mut addrs: BTreeSet<IpAddr> = BTreeSet::new();
+        for peer in self.peers.values() {
+            addrs.extend(peer.adj.addrs().iter().map(SocketAddr::ip));
+            addrs.extend(peer.transport);
+        }
+        addrs
     }
 
     /// Creates adjacencies for new candidates and updates addresses.

@@ -14,6 +14,7 @@ use edge_tests::logs::Capture;
 use super::*;
 use crate::overlay::{
     adjacency::Timers,
+    admission::AdmissionConfig,
     discovery::Source,
     import::test_policy,
     pki::Validity,
@@ -110,7 +111,10 @@ fn config(lab: &Lab, setup: &Setup) -> OverlayConfig {
         timers: Timers::default(),
         bfd: None,
         trust_check: Duration::from_secs(30),
-        max_handshakes: 8,
+        admission: AdmissionConfig {
+            candidate_handshakes: 8,
+            ..AdmissionConfig::default()
+        },
         advertise_after_trust: setup.advertise_after_trust,
     }
 }

@@ -11,6 +11,7 @@
 //! carries it out with the I/O tasks of [`connection`].
 
 pub mod adjacency;
+pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod core;

@@ -11,7 +11,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -23,8 +23,9 @@ use tokio::{
 
 use super::{
     adjacency::ConnId,
+    admission::{Admission, AdmissionStatus},
     config::{ConfigError, OverlayConfig},
-    connection::{self, Event, Stream},
+    connection::{self, Event, Stream, lock},
     core::{OverlayCore, OverlayEffect, OverlayEvent, StreamId},
     discovery::{self, Candidate},
     identity::Identity,
@@ -75,6 +76,29 @@ pub enum StartError {
     },
 }
 
+/// The control endpoint's listen backlog: connections the kernel holds
+/// completed for us. The accept loop never stops taking them (admission
+/// closes those without room at once), so this only absorbs bursts; the
+/// kernel caps it at `net.core.somaxconn`, and SYN cookies take over
+/// when the SYN queue overflows.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// How often admission's counters are published and offending source
+/// prefixes are logged.
+const ADMISSION_REPORT: Duration = Duration::from_secs(1);
+
 /// A service VIP we cannot advertise.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("overlay: {0} is outside the configured service ranges; only service VIPs are advertised")]
@@ -100,13 +124,10 @@ impl Overlay {
     pub async fn start(config: OverlayConfig) -> Result<Overlay, StartError> {
         config.validate()?;
         let trust = Arc::new(Trust::load(&config.trust)?);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = listen(config.listen).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let private_listener = match config.private_addr {
             Some(addr) => {
                 let at = SocketAddr::new(addr, config.listen.port());
@@ -200,7 +221,11 @@ struct Executor {
     core: OverlayCore,
     trust: Arc<Trust>,
     trust_tx: watch::Sender<Arc<Trust>>,
-    max_handshakes: usize,
+    /// Who may start a handshake on the control endpoint (shared with
+    /// the accept loop).
+    admission: Arc<Mutex<Admission>>,
+    /// Admission's counters as last published.
+    admission_status: AdmissionStatus,
     probe_port: u16,
     session: SessionConfig,
     origination: Origination,
@@ -238,7 +263,11 @@ impl Executor {
             bfd,
             session: session_config(&config),
             origination: origination(&config),
-            max_handshakes: config.max_handshakes,
+            admission: Arc::new(Mutex::new(Admission::new(
+                config.admission.clone(),
+                Instant::now(),
+            ))),
+            admission_status: AdmissionStatus::default(),
             probe_port: config.listen.port(),
             srv: config.srv,
             srv_refresh: config.srv_refresh,
@@ -271,7 +300,7 @@ impl Executor {
         self.tasks.spawn(connection::listen(
             listener,
             self.trust_tx.subscribe(),
-            self.max_handshakes,
+            self.admission.clone(),
             self.events_tx.clone(),
         ));
         if let Some(listener) = private_listener {
@@ -282,15 +311,20 @@ impl Executor {
             self.tasks
                 .spawn(discover(self.srv.clone(), self.srv_refresh, srv_tx));
         }
+        let mut report = tokio::time::interval(ADMISSION_REPORT);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.carry_out();
             self.status_tx.send_if_modified(|old| {
-                let status = self.core.status();
+                let mut status = self.core.status();
+                lock(&self.admission).set_candidates(status.candidates.iter().copied());
+                status.admission = self.admission_status.clone();
                 let changed = *old != status;
                 *old = status;
                 changed
             });
             tokio::select! {
+                _ = report.tick() => self.report_admission(),
                 Some(event) = self.events_rx.recv() => self.io_event(event),
                 request = requests.recv() => match request {
                     Some(Request::Event(event)) => self.core.handle_event(event, Instant::now()),
@@ -314,6 +348,19 @@ impl Executor {
                 Some(_) = self.session_tasks.join_next(), if !self.session_tasks.is_empty() => {}
                 () = sleep_until(self.core.poll_timeout()) => self.core.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    /// Publishes admission's counters (with the next status) and names
+    /// the source prefixes it closed connections from.
+    fn report_admission(&mut self) {
+        let lines = {
+            let mut admission = lock(&self.admission);
+            self.admission_status = admission.status();
+            admission.offenders(Instant::now())
+        };
+        for line in lines {
+            tracing::warn!("{line}");
         }
     }
 

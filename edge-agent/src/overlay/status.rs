@@ -59,6 +59,13 @@ pub struct OverlayStatus {
     pub reloads: u64,
     /// The last reload that failed, and why (the old material stays).
     pub reload_error: Option<String>,
+    /// Addresses that count as candidates on the control endpoint (and
+    /// that the data plane lets knock): discovered and configured peers'
+    /// addresses, and the transports of current adjacencies.
+    pub candidates: BTreeSet<IpAddr>,
+    /// Who was let start a handshake on the control endpoint, and who
+    /// was closed at once (published every second).
+    pub admission: super::admission::AdmissionStatus,
 }
 
 impl OverlayStatus {

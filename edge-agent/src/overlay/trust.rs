@@ -80,7 +80,7 @@ use rustls::{
     },
     crypto::WebPkiSupportedAlgorithms,
     server::{
-        NoServerSessionStorage,
+        Acceptor, NoServerSessionStorage,
         danger::{ClientCertVerified, ClientCertVerifier},
     },
     sign::{CertifiedKey, SingleCertAndKey},
@@ -90,7 +90,7 @@ use rustls_pki_types::{
     pem::PemObject,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+use tokio_rustls::{LazyConfigAcceptor, TlsConnector, TlsStream};
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
     RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
@@ -240,6 +240,11 @@ pub enum Refusal {
     /// The handshake did not finish within the handshake timeout.
     #[error("the TLS handshake did not complete within the handshake timeout")]
     Timeout,
+    /// A stranger (not a candidate) sent no complete ClientHello in time.
+    #[error(
+        "no TLS ClientHello within {0:?} (a connection from an address that is not a candidate must start its handshake at once)"
+    )]
+    NoClientHello(Duration),
 }
 
 impl Refusal {
@@ -258,6 +263,7 @@ impl Refusal {
             Refusal::PeerRefused(_) => "refused_by_peer",
             Refusal::Handshake(_) => "handshake",
             Refusal::Timeout => "timeout",
+            Refusal::NoClientHello(_) => "no_client_hello",
         }
     }
 
@@ -553,15 +559,41 @@ impl Trust {
     /// Runs the server side of the handshake on `stream`: the client must
     /// present an acceptable certificate with an allowed identity. On success
     /// the confirmation byte has been sent and the stream is ready for the
-    /// overlay protocol.
+    /// overlay protocol. The whole handshake is bounded by the handshake
+    /// timeout.
     pub async fn accept<S>(&self, stream: S) -> Result<(TlsStream<S>, Authenticated), Refusal>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let acceptor = TlsAcceptor::from(self.server.clone());
+        self.accept_within(stream, None).await
+    }
+
+    /// [`Trust::accept`], with tighter deadlines for a stranger when
+    /// `deadlines` is `(first_flight, total)`: its ClientHello must have
+    /// arrived within `first_flight` (before that nothing costs us more
+    /// than buffering it), and the handshake must end within `total` (or
+    /// the handshake timeout, whichever is shorter).
+    pub async fn accept_within<S>(
+        &self,
+        stream: S,
+        deadlines: Option<(Duration, Duration)>,
+    ) -> Result<(TlsStream<S>, Authenticated), Refusal>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (first_flight, total) = match deadlines {
+            Some((first, total)) => (first, total.min(self.handshake_timeout)),
+            None => (self.handshake_timeout, self.handshake_timeout),
+        };
         let handshake = async {
-            let mut tls = acceptor
-                .accept(stream)
+            let hello = LazyConfigAcceptor::new(Acceptor::default(), stream);
+            let start = match tokio::time::timeout(first_flight, hello).await {
+                Ok(start) => start.map_err(|e| refusal_from_io(&e))?,
+                Err(_) if deadlines.is_some() => return Err(Refusal::NoClientHello(first_flight)),
+                Err(_) => return Err(Refusal::Timeout),
+            };
+            let mut tls = start
+                .into_stream(self.server.clone())
                 .await
                 .map_err(|e| refusal_from_io(&e))?;
             let (_, conn) = tls.get_ref();
@@ -573,7 +605,7 @@ impl Trust {
             tls.flush().await.map_err(|e| refusal_from_io(&e))?;
             Ok((TlsStream::from(tls), peer))
         };
-        tokio::time::timeout(self.handshake_timeout, handshake)
+        tokio::time::timeout(total, handshake)
             .await
             .map_err(|_| Refusal::Timeout)?
     }

@@ -624,3 +624,70 @@ fn refusals_survive_the_trip_through_rustls_errors() {
         assert_eq!(refusal_from_io(&io), refusal);
     }
 }
+
+#[tokio::test]
+async fn a_stranger_must_send_its_client_hello_at_once_and_finish_in_time() {
+    let lab = Lab::new("first-flight");
+    let server = lab.trust("pop-a", &["pop-b"]);
+    let stranger = Some((Duration::from_millis(200), Duration::from_millis(600)));
+
+    // Silence: refused after the first flight, not the handshake timeout.
+    let (a, _b) = duplex(64 * 1024);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        refusal(server.accept_within(a, stranger).await),
+        Refusal::NoClientHello(Duration::from_millis(200))
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Half a ClientHello, dripped: the same.
+    let client = lab.trust("pop-b", &["pop-a"]);
+    let mut tls = rustls::ClientConnection::new(
+        Arc::new(client.client.clone()),
+        ServerName::try_from(PLACEHOLDER_SERVER_NAME).unwrap(),
+    )
+    .unwrap();
+    let mut hello = Vec::new();
+    tls.write_tls(&mut hello).unwrap();
+    let (a, b) = duplex(64 * 1024);
+    let drip = async {
+        let mut b = b;
+        for byte in &hello[..hello.len() / 2] {
+            if b.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        b
+    };
+    let (accepted, _b) = tokio::join!(server.accept_within(a, stranger), drip);
+    assert!(matches!(refusal(accepted), Refusal::NoClientHello(_)));
+
+    // A whole ClientHello, then silence: the stranger's total bounds it.
+    let (a, b) = duplex(64 * 1024);
+    let stalled = async {
+        let mut b = b;
+        b.write_all(&hello).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        b
+    };
+    let timed = async {
+        let started = std::time::Instant::now();
+        (server.accept_within(a, stranger).await, started.elapsed())
+    };
+    let ((accepted, took), _b) = tokio::join!(timed, stalled);
+    assert_eq!(refusal(accepted), Refusal::Timeout);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+
+    // A stranger who is allowed gets in through the same door.
+    let (a, b) = duplex(64 * 1024);
+    let pop_a = id("pop-a");
+    let (accepted, connected) =
+        tokio::join!(server.accept_within(a, stranger), client.connect(b, &pop_a));
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    assert_eq!(accepted.1.identity, id("pop-b"));
+    assert_eq!(connected.1.identity, id("pop-a"));
+}
