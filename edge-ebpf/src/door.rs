@@ -56,7 +56,7 @@ pub(crate) fn check(ctx: &XdpContext, l3: &L3) -> Verdict {
     // SAFETY: `AddrKey` is `#[repr(C)]`, 20 bytes of integers (asserted in
     // edge-common); the last word is the family byte, then zero padding.
     let listed: AddrKey = unsafe { core::mem::transmute(source) };
-    if DOOR_SOURCES.get_ptr(&listed).is_some() {
+    if DOOR_SOURCES.get_ptr(listed).is_some() {
         return Verdict::new(Counter::DoorListed, xdp_action::XDP_PASS);
     }
     let key = prefix_key(source, doors);
