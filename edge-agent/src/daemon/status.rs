@@ -58,8 +58,7 @@ pub struct AdmissionDoc {
     pub candidate_handshakes: (usize, usize),
     /// Strangers' handshakes in progress, and their limit.
     pub stranger_handshakes: (usize, usize),
-    /// A stranger prefix's limit, its length (v4, v6), and the
-    /// strangers' rate per second.
+    /// Handshakes in progress at once from one stranger prefix.
     pub per_source: usize,
     /// The prefix lengths strangers are grouped by (IPv4, IPv6).
     pub prefixes: (u8, u8),
