@@ -51,7 +51,7 @@ pub struct Zone {
 }
 
 /// The types a zone may hold.
-const SERVED_TYPES: [RecordType; 9] = [
+pub(super) const SERVED_TYPES: [RecordType; 9] = [
     RecordType::SOA,
     RecordType::NS,
     RecordType::A,
@@ -62,6 +62,10 @@ const SERVED_TYPES: [RecordType; 9] = [
     RecordType::SRV,
     RecordType::CAA,
 ];
+
+/// [`SERVED_TYPES`] for operators.
+pub(super) const SERVED_TYPES_TEXT: &str =
+    "A, AAAA, CNAME, TXT, MX, SRV, CAA, and SOA and NS at the apex";
 
 impl Zone {
     /// Parses zone-file text for `origin` (relative names are relative to
@@ -120,7 +124,7 @@ impl Zone {
             }
             if !SERVED_TYPES.contains(&rtype) {
                 return Err(format!(
-                    "`{record}`: type {rtype} is not served (A, AAAA, CNAME, TXT, MX, SRV, CAA, and SOA and NS at the apex)"
+                    "`{record}`: type {rtype} is not served ({SERVED_TYPES_TEXT})"
                 ));
             }
             match rtype {

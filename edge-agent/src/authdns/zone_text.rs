@@ -14,8 +14,13 @@ use std::str::FromStr;
 
 use hickory_proto::{
     rr::{DNSClass, Name, RData, Record, RecordType},
-    serialize::txt::{Parser, RDataParser},
+    serialize::{
+        binary::{BinDecodable, BinEncodable},
+        txt::{Parser, RDataParser},
+    },
 };
+
+use super::zone::{SERVED_TYPES, SERVED_TYPES_TEXT};
 
 /// One logical line: its first physical line, whether it started with
 /// blank space (the previous owner), and its tokens.
@@ -210,13 +215,67 @@ pub(super) fn records(text: &str, origin: &Name, default_ttl: u32) -> Result<Vec
             break RecordType::from_str(&upper)
                 .map_err(|_| at(format!("`{token}` is not a record type")))?;
         };
-        let rdata = RData::parse(rtype, tokens, Some(&origin))
-            .map_err(|e| at(format!("{rtype} record of {owner}: {e}")))?;
-        let mut record = Record::from_rdata(owner, record_ttl.unwrap_or(default_ttl), rdata);
+        // Checked before its data is parsed: only the parsers of served
+        // types ever see a zone's text.
+        if !SERVED_TYPES.contains(&rtype) {
+            return Err(at(format!(
+                "type {rtype} is not served ({SERVED_TYPES_TEXT})"
+            )));
+        }
+        let what = |e: String| at(format!("{rtype} record of {owner}: {e}"));
+        let rdata = parse_rdata(rtype, &mut tokens, &origin).map_err(what)?;
+        let rest: Vec<&str> = tokens.collect();
+        if !rest.is_empty() {
+            return Err(what(format!(
+                "`{}` after the record's data: remove it, or quote it if it belongs to the data",
+                rest.join(" ")
+            )));
+        }
+        let mut record =
+            Record::from_rdata(owner.clone(), record_ttl.unwrap_or(default_ttl), rdata);
         record.set_dns_class(class);
+        on_the_wire(&record).map_err(what)?;
         records.push(record);
     }
     Ok(records)
+}
+
+/// The data of a record of `rtype` from its tokens, by hickory-proto's
+/// parser for the type. A parser that panics (hickory-proto's SVCB one
+/// does on some input) is caught here and is an error like any other.
+fn parse_rdata<'i>(
+    rtype: RecordType,
+    tokens: &mut impl Iterator<Item = &'i str>,
+    origin: &Name,
+) -> Result<RData, String> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RData::parse(rtype, tokens.by_ref(), Some(origin))
+    }));
+    match parsed {
+        Ok(Ok(rdata)) => Ok(rdata),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the record's data cannot be parsed".into()),
+    }
+}
+
+/// Whether `record` can be answered: it must encode, and read back from
+/// the wire as itself. This refuses what the text parsers accept but the
+/// wire cannot carry (a TXT string or CAA tag over 255 bytes, a CAA tag
+/// that is not letters and digits, data over 65,535 bytes), which would
+/// otherwise load and then break every answer that holds it.
+fn on_the_wire(record: &Record) -> Result<(), String> {
+    let checked = std::panic::catch_unwind(|| {
+        let bytes = record
+            .to_bytes()
+            .map_err(|e| format!("cannot be put on the wire: {e}"))?;
+        let back = Record::from_bytes(&bytes)
+            .map_err(|e| format!("does not read back from the wire: {e}"))?;
+        if back != *record || back.to_bytes().ok().as_ref() != Some(&bytes) {
+            return Err(format!("reads back from the wire as `{back}`"));
+        }
+        Ok(())
+    });
+    checked.unwrap_or_else(|_| Err("cannot be put on the wire".into()))
 }
 
 #[cfg(test)]
@@ -276,5 +335,71 @@ x CNAME www.cdn.test.
             let e = records(zone, &origin(), 300).unwrap_err();
             assert!(e.starts_with(want), "{zone:?}: {e}");
         }
+    }
+
+    // Findings of the `zone_text` fuzzer (issue 18).
+
+    #[test]
+    fn records_that_cannot_be_answered_are_refused() {
+        let long = "x".repeat(256);
+        let cases = [
+            // hickory-proto's SVCB parser panics on this (`expect("infallible")`):
+            // the type is refused before its data is parsed.
+            (
+                "h HTTPS 1 . alpn=\x11\n".into(),
+                "line 1: type HTTPS is not served (A, AAAA",
+            ),
+            (
+                "x A 192.0.2.1 junk\n".into(),
+                "line 1: A record of x.cdn.test.: `junk` after",
+            ),
+            (
+                "m MX 10 mail.cdn.test. 20\n".into(),
+                "line 1: MX record of m.cdn.test.: `20` after",
+            ),
+            (
+                format!("t TXT {long}\n"),
+                "line 1: TXT record of t.cdn.test.: cannot be put",
+            ),
+            (
+                format!("t TXT ok \"{long}\"\n"),
+                "line 1: TXT record of t.cdn.test.: cannot",
+            ),
+            ("@ CAA 0 a.b c\n".into(), "line 1: CAA record of cdn.test.:"),
+            (
+                format!("@ CAA 0 {long} c\n"),
+                "line 1: CAA record of cdn.test.:",
+            ),
+        ];
+        for (zone, want) in cases {
+            let e = records(&zone, &origin(), 300).unwrap_err();
+            assert!(e.starts_with(want), "{zone:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_parser_that_panics_is_an_error() {
+        let mut tokens = ["1", ".", "alpn=\x11"].into_iter();
+        let e = parse_rdata(RecordType::HTTPS, &mut tokens, &origin()).unwrap_err();
+        assert_eq!(e, "the record's data cannot be parsed");
+    }
+
+    #[test]
+    fn ordinary_records_of_every_served_type_load() {
+        let zone = "\
+@ SOA ns1 hostmaster 1 7200 3600 1209600 300
+@ NS ns1
+@ MX 10 mail
+@ CAA 0 issue \"ca.example.net\"
+@ CAA 128 iodef \"mailto:security@cdn.test\"
+@ CAA 0 issuewild \";\"
+@ TXT \"v=spf1 -all\" \"second string\"
+_https._tcp SRV 10 5 443 www
+ns1 A 192.0.2.53
+www AAAA 2001:db8:ac::10
+alias CNAME www
+";
+        let loaded = records(zone, &origin(), 300).unwrap();
+        assert_eq!(loaded.len(), 11);
     }
 }

@@ -452,25 +452,36 @@ fn decode_update(
     Ok(update)
 }
 
-/// RFC 7606 treat-as-withdraw: everything announced becomes withdrawn.
+/// RFC 7606 treat-as-withdraw: everything announced becomes withdrawn,
+/// and everything withdrawn stays withdrawn. IPv4 unicast (the body's
+/// NLRI, and MP_REACH or MP_UNREACH of IPv4 unicast) goes to the body's
+/// withdrawn routes, so MP_UNREACH is free for the other family. When
+/// MP_REACH and MP_UNREACH carry two different families and neither is
+/// IPv4 unicast, one is not unicast at all (edge uses no other SAFI and
+/// never installs such routes, see [`Update::withdrawn_prefixes`]): the
+/// unicast one is kept.
 fn treat_as_withdraw(update: &mut Update) {
     let nlri = std::mem::take(&mut update.nlri);
     update.withdrawn.extend(nlri);
-    let reach = update.attributes.mp_reach.take();
-    let mut unreach = update.attributes.mp_unreach.take();
-    if let Some(reach) = reach {
-        match &mut unreach {
-            Some(u) if u.family == reach.family => u.withdrawn.extend(reach.nlri),
-            _ => {
-                unreach = Some(MpUnreach {
-                    family: reach.family,
-                    withdrawn: reach.nlri,
-                })
-            }
+    let reach = update.attributes.mp_reach.take().map(|r| MpUnreach {
+        family: r.family,
+        withdrawn: r.nlri,
+    });
+    let unreach = update.attributes.mp_unreach.take();
+    let mut kept: Option<MpUnreach> = None;
+    for mp in [unreach, reach].into_iter().flatten() {
+        if mp.family == Family::IPV4_UNICAST {
+            update.withdrawn.extend(mp.withdrawn);
+            continue;
+        }
+        match &mut kept {
+            Some(k) if k.family == mp.family => k.withdrawn.extend(mp.withdrawn),
+            Some(k) if k.family == Family::IPV6_UNICAST => {}
+            _ => kept = Some(mp),
         }
     }
     update.attributes = Attributes {
-        mp_unreach: unreach,
+        mp_unreach: kept,
         ..Attributes::default()
     };
 }
@@ -582,7 +593,14 @@ fn decode_attributes(
                 Ok(())
             }
             _ if well_known => {
+                // RFC 4271 section 6.3: the attribute's type, length and
+                // value, as received.
                 let mut data = vec![flags, kind];
+                if flags & FLAG_EXTENDED != 0 {
+                    data.extend_from_slice(&(value.len() as u16).to_be_bytes());
+                } else {
+                    data.push(value.len() as u8);
+                }
                 data.extend_from_slice(value);
                 return Err(update_error(
                     UpdateMessageError::UnrecognizedWellKnownAttribute,
@@ -600,6 +618,9 @@ fn decode_attributes(
             revised.push(taw(kind, reason));
         }
     }
+    // Kept in type order, as encode writes them, so that a message
+    // decodes to the same value however its sender ordered them.
+    out.other.sort_by_key(|(_, kind, _)| *kind);
     if !options.four_octet_as {
         if let (Some(path), Some(as4)) = (&out.as_path, as4_path) {
             out.as_path = Some(merge_as4_path(path, &as4));
@@ -799,18 +820,39 @@ fn encode_open(open: &Open) -> Result<Vec<u8>, EncodeError> {
     body.extend_from_slice(&open.my_as.to_be_bytes());
     body.extend_from_slice(&open.hold_time.to_be_bytes());
     body.extend_from_slice(&open.bgp_id.octets());
-    if caps.is_empty() {
-        body.push(0);
-    } else {
-        let param_len =
-            u8::try_from(caps.len()).map_err(|_| EncodeError::Oversized("the capabilities"))?;
-        body.push(param_len + 2);
-        body.push(2);
-        body.push(param_len);
-        body.extend_from_slice(&caps);
+    match u8::try_from(caps.len() + 2) {
+        _ if caps.is_empty() => body.push(0),
+        // One Capabilities parameter in the classic form (RFC 5492).
+        Ok(params_len) => {
+            body.push(params_len);
+            body.push(PARAM_CAPABILITIES);
+            body.push(params_len - 2);
+            body.extend_from_slice(&caps);
+        }
+        // Over 253 bytes of capabilities: the extended form (RFC 9072),
+        // a marker 255/255, then two-byte lengths.
+        Err(_) => {
+            let param_len = u16::try_from(caps.len())
+                .ok()
+                .filter(|len| *len <= MAX_OPEN_PARAMS)
+                .ok_or(EncodeError::Oversized("the capabilities"))?;
+            body.extend_from_slice(&[255, 255]);
+            body.extend_from_slice(&(param_len + 3).to_be_bytes());
+            body.push(PARAM_CAPABILITIES);
+            body.extend_from_slice(&param_len.to_be_bytes());
+            body.extend_from_slice(&caps);
+        }
     }
     Ok(body)
 }
+
+/// Optional parameter type of Capabilities (RFC 5492).
+const PARAM_CAPABILITIES: u8 = 2;
+
+/// The most capability bytes an OPEN can carry in the extended form: the
+/// message is at most 4096 bytes, of which 19 are the header, 10 the fixed
+/// OPEN fields, 4 the extended length marker and 3 the parameter header.
+const MAX_OPEN_PARAMS: u16 = (MAX_MESSAGE_LEN - HEADER_LEN - 10 - 4 - 3) as u16;
 
 /// AFI, then (MP capability form) a reserved byte, then SAFI.
 fn family_bytes(f: Family, reserved: bool) -> Vec<u8> {

@@ -361,7 +361,13 @@ fn update_errors_that_reset_the_session() {
     let unknown_well_known = [hex(GOOD_ATTRS), hex("40 63 01 07")].concat();
     assert_eq!(
         error_of(&update_bytes(&[], &unknown_well_known, &hex(NLRI)), &FOUR),
-        (3, 2, hex("40 63 07"))
+        (3, 2, hex("40 63 01 07")),
+        "RFC 4271 6.3: the data is the attribute's type, length and value"
+    );
+    let extended = [hex(GOOD_ATTRS), hex("50 63 0001 07")].concat();
+    assert_eq!(
+        error_of(&update_bytes(&[], &extended, &hex(NLRI)), &FOUR),
+        (3, 2, hex("50 63 0001 07"))
     );
     let unreach = hex("80 0f 03 0002 01");
     let twice = [hex(GOOD_ATTRS), unreach.clone(), unreach].concat();
@@ -590,4 +596,168 @@ fn packing_fits_4096_and_keeps_every_prefix() {
         pack_updates(&Attributes::default(), &v4s[..1], &[], &[], &FOUR),
         Err(EncodeError::NoNextHop("IPv4"))
     );
+}
+
+// Findings of the coverage-guided fuzzers (issue 18), each minimised.
+
+#[test]
+fn treat_as_withdraw_keeps_the_withdrawals_of_the_other_family() {
+    // Malformed ORIGIN, MP_UNREACH of IPv4 unicast 192.0.2.1/32, MP_REACH
+    // of IPv6 unicast 2001:db8:1d::9/128 (found by `bgp_decode`).
+    let bytes = hex(
+        "ffffffffffffffffffffffffffffffff005802000000414001010740020602010000fbf4\
+         800f0800010120c0000201800e260002011020010db800ff00000000000000000002008\
+         020010db8001d00000000000000000009",
+    );
+    let d = decoded(&bytes, &FOUR);
+    assert_eq!(d.revised[0].action, RevisedAction::TreatAsWithdraw);
+    let Message::Update(update) = d.message else {
+        panic!()
+    };
+    let mut withdrawn: Vec<Prefix> = update.withdrawn_prefixes().copied().collect();
+    withdrawn.sort();
+    assert_eq!(
+        withdrawn,
+        [v4([192, 0, 2, 1], 32), v6("2001:db8:1d::9", 128)]
+    );
+    assert_eq!(update.announced_prefixes().count(), 0);
+    // Whichever way round the families are.
+    for (reach_family, unreach_family) in [
+        (Family::IPV4_UNICAST, Family::IPV6_UNICAST),
+        (Family::IPV6_UNICAST, Family::IPV4_UNICAST),
+        (Family::IPV6_UNICAST, Family::IPV6_UNICAST),
+        (Family::IPV4_UNICAST, Family::IPV4_UNICAST),
+    ] {
+        let prefix = |f: Family, n: u8| {
+            if f == Family::IPV4_UNICAST {
+                v4([198, 18, n, 0], 24)
+            } else {
+                v6(&format!("2001:db8:{n}::"), 48)
+            }
+        };
+        let reach = MpReach {
+            family: reach_family,
+            next_hop: if reach_family == Family::IPV4_UNICAST {
+                vec![192, 0, 2, 1]
+            } else {
+                "2001:db8:1d::1"
+                    .parse::<Ipv6Addr>()
+                    .unwrap()
+                    .octets()
+                    .to_vec()
+            },
+            nlri: vec![prefix(reach_family, 1)],
+        };
+        let update = Update {
+            withdrawn: vec![v4([198, 18, 9, 0], 24)],
+            attributes: Attributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(vec![]),
+                mp_reach: Some(reach),
+                mp_unreach: Some(MpUnreach {
+                    family: unreach_family,
+                    withdrawn: vec![prefix(unreach_family, 2)],
+                }),
+                ..Attributes::default()
+            },
+            nlri: vec![],
+        };
+        let mut bytes = encoded(&Message::Update(update), &FOUR);
+        // Break ORIGIN: value 7.
+        let at = bytes.windows(3).position(|w| w == [0x40, 1, 1]).unwrap();
+        bytes[at + 3] = 7;
+        let Message::Update(out) = decoded(&bytes, &FOUR).message else {
+            panic!()
+        };
+        let mut got: Vec<Prefix> = out.withdrawn_prefixes().copied().collect();
+        got.sort();
+        let mut want = vec![
+            v4([198, 18, 9, 0], 24),
+            prefix(reach_family, 1),
+            prefix(unreach_family, 2),
+        ];
+        want.sort();
+        assert_eq!(got, want, "{reach_family:?} / {unreach_family:?}");
+    }
+}
+
+#[test]
+fn other_safis_are_neither_announced_nor_withdrawn_as_unicast_routes() {
+    let multicast = Family { afi: 1, safi: 2 };
+    let update = Update {
+        attributes: Attributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(vec![]),
+            mp_reach: Some(MpReach {
+                family: multicast,
+                next_hop: vec![192, 0, 2, 1],
+                nlri: vec![v4([198, 18, 0, 0], 24)],
+            }),
+            mp_unreach: Some(MpUnreach {
+                family: Family { afi: 2, safi: 2 },
+                withdrawn: vec![v6("2001:db8:ac::", 48)],
+            }),
+            ..Attributes::default()
+        },
+        ..Update::default()
+    };
+    let Message::Update(out) = decoded(&encoded(&Message::Update(update), &FOUR), &FOUR).message
+    else {
+        panic!()
+    };
+    assert_eq!(out.announced_prefixes().count(), 0);
+    assert_eq!(out.withdrawn_prefixes().count(), 0);
+}
+
+#[test]
+fn opens_with_254_and_more_bytes_of_capabilities_encode() {
+    // Found by `bgp_roundtrip`: 254 and 255 bytes overflowed `param_len + 2`.
+    for caps_len in [250, 251, 252, 253, 254, 255, 256, 1000, 4058] {
+        // One unknown capability of the length that makes `caps_len` in
+        // all, with a four-octet AS capability (6 bytes) before it.
+        let mut open = sample_open();
+        open.capabilities = vec![Capability::FourOctetAs(64500)];
+        let mut left = caps_len - 6;
+        while left > 0 {
+            let value_len = (left - 2).min(255);
+            open.capabilities.push(Capability::Unknown {
+                code: 200,
+                value: vec![7; value_len],
+            });
+            left -= value_len + 2;
+        }
+        let bytes = encoded(&Message::Open(open.clone()), &FOUR);
+        assert_eq!(
+            decoded(&bytes, &FOUR).message,
+            Message::Open(open),
+            "{caps_len} bytes"
+        );
+        // The classic form while it fits, RFC 9072's beyond.
+        assert_eq!(bytes[28] == 255 && bytes[29] == 255, caps_len > 253);
+    }
+    let mut open = sample_open();
+    open.capabilities = (0..20)
+        .map(|_| Capability::Unknown {
+            code: 200,
+            value: vec![7; 255],
+        })
+        .collect();
+    assert!(matches!(
+        encode(&Message::Open(open), &FOUR, &mut Vec::new()),
+        Err(EncodeError::Oversized(_))
+    ));
+}
+
+#[test]
+fn unknown_attributes_round_trip_whatever_their_order() {
+    // Found by `bgp_roundtrip`: decode kept wire order, encode type order.
+    let attrs = [
+        hex(GOOD_ATTRS),
+        hex("c0 f0 01 01  c0 21 01 02  c0 80 01 03"),
+    ]
+    .concat();
+    let bytes = update_bytes(&[], &attrs, &hex(NLRI));
+    let first = decoded(&bytes, &FOUR).message;
+    let again = decoded(&encoded(&first, &FOUR), &FOUR).message;
+    assert_eq!(first, again);
 }

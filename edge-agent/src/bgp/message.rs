@@ -28,6 +28,12 @@ impl Family {
     pub const IPV4_UNICAST: Family = Family { afi: 1, safi: 1 };
     /// IPv6 unicast.
     pub const IPV6_UNICAST: Family = Family { afi: 2, safi: 1 };
+
+    /// IPv4 or IPv6 unicast: the only families whose prefixes are routes
+    /// for edge.
+    pub fn is_unicast(self) -> bool {
+        self == Family::IPV4_UNICAST || self == Family::IPV6_UNICAST
+    }
 }
 
 /// An IPv4 or IPv6 prefix (NLRI). Host bits beyond `len` are zero.
@@ -190,18 +196,27 @@ pub struct Update {
 }
 
 impl Update {
-    /// Every withdrawn prefix: the body's (IPv4) and MP_UNREACH's.
+    /// Every withdrawn unicast prefix: the body's (IPv4) and MP_UNREACH's
+    /// when it is IPv4 or IPv6 unicast. Other SAFIs (multicast, ...) are
+    /// not edge's: their prefixes are not unicast routes and are left out.
     pub fn withdrawn_prefixes(&self) -> impl Iterator<Item = &Prefix> {
-        self.withdrawn
-            .iter()
-            .chain(self.attributes.mp_unreach.iter().flat_map(|u| &u.withdrawn))
+        let unreach = self.attributes.mp_unreach.iter();
+        self.withdrawn.iter().chain(
+            unreach
+                .filter(|u| u.family.is_unicast())
+                .flat_map(|u| &u.withdrawn),
+        )
     }
 
-    /// Every announced prefix: the body's NLRI (IPv4) and MP_REACH's.
+    /// Every announced unicast prefix: the body's NLRI (IPv4) and
+    /// MP_REACH's when it is IPv4 or IPv6 unicast.
     pub fn announced_prefixes(&self) -> impl Iterator<Item = &Prefix> {
-        self.nlri
-            .iter()
-            .chain(self.attributes.mp_reach.iter().flat_map(|r| &r.nlri))
+        let reach = self.attributes.mp_reach.iter();
+        self.nlri.iter().chain(
+            reach
+                .filter(|r| r.family.is_unicast())
+                .flat_map(|r| &r.nlri),
+        )
     }
 }
 
