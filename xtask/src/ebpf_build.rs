@@ -29,8 +29,14 @@ pub fn cargo_command(root: &Path, target_dir: &Path, subcommand: &str, release: 
     if release {
         cmd.arg("--release");
     }
-    // Whatever cargo passes to its children (its toolchain, flags, and
-    // wrappers such as clippy's) describes the host build, not this one.
+    clean_cargo_env(&mut cmd);
+    cmd
+}
+
+/// Removes from `cmd`'s environment whatever cargo passes to its children
+/// (its toolchain, flags, and wrappers such as clippy's): it describes the
+/// host build, not a nested one with another toolchain.
+pub fn clean_cargo_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         let inherited = (key.starts_with("CARGO_") && key != "CARGO_HOME")
@@ -43,7 +49,6 @@ pub fn cargo_command(root: &Path, target_dir: &Path, subcommand: &str, release: 
             cmd.env_remove(&*key);
         }
     }
-    cmd
 }
 
 /// Where [`build_command`] leaves the object.

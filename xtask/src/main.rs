@@ -7,6 +7,7 @@
 mod build;
 mod cmd;
 mod ebpf_build;
+mod fuzz;
 mod load;
 mod setup;
 mod test;
@@ -76,6 +77,21 @@ enum Command {
     },
     /// Set up, lint, build, then run the whole test suite (README's test command).
     Test,
+    /// Run the fuzz targets of edge-agent/fuzz (or the one named) from their
+    /// seeds and corpus; a finding fails with the input and how to replay it.
+    /// xdp_frames needs root.
+    Fuzz {
+        /// One target (all when omitted): bgp_decode, bgp_roundtrip,
+        /// bgp_session, overlay_import, dns_answer, zone_text, config, bfd,
+        /// xdp_frames.
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Targets run at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
     /// Run the benchmarks, or the one named (e.g. `dataplane`); needs root:
     /// they run the XDP program in the kernel.
     Bench {
@@ -108,6 +124,7 @@ fn main() -> Result<()> {
         } => load::load(&iface, &mode, netns.as_deref(), &pin_root),
         Command::Unload { iface, pin_root } => load::unload(&iface, &pin_root),
         Command::Test => test::run(),
+        Command::Fuzz { target, time, jobs } => fuzz::run(target.as_deref(), time, jobs),
         Command::Bench { name } => test::bench(name.as_deref()),
         Command::Lab { args } => {
             cmd::run(&mut cmd::cargo(&[

@@ -3,7 +3,8 @@
 //!
 //! Idempotent: every step checks first and only acts when something is
 //! missing. Installs: rust-src for the nightly toolchain, bpf-linker (built
-//! against the nightly's own libLLVM), and the Debian packages the tests use.
+//! against the nightly's own libLLVM), cargo-fuzz, and the Debian packages
+//! the tests use.
 //! Checks: root, bpffs, the bpf() syscall, XDP programs, network namespaces
 //! with veth.
 
@@ -65,6 +66,7 @@ pub fn run() -> Result<()> {
     }
     step("nightly rust-src", nightly_rust_src());
     step("bpf-linker", bpf_linker());
+    step("cargo-fuzz", cargo_fuzz());
     if root {
         step("bpffs", bpffs());
         step("bpf() syscall", kernel::bpf_syscall());
@@ -172,6 +174,29 @@ fn nightly_rust_src() -> Result<String> {
     ]))
     .context("adding rust-src to the nightly toolchain failed")?;
     Ok("installed".into())
+}
+
+/// The cargo-fuzz release the fuzz targets are built with.
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// cargo-fuzz (builds the fuzz targets of `edge-agent/fuzz` with
+/// libFuzzer and coverage instrumentation, with the nightly).
+fn cargo_fuzz() -> Result<String> {
+    if let Some(version) = cmd::output(Command::new("cargo").args(["fuzz", "--version"])) {
+        if version.contains(CARGO_FUZZ_VERSION) {
+            return Ok(format!("present ({})", version.trim()));
+        }
+    }
+    cmd::run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--force",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
+    .context("installing cargo-fuzz failed")?;
+    Ok(format!("installed cargo-fuzz {CARGO_FUZZ_VERSION}"))
 }
 
 /// bpf-linker, built against the nightly's own libLLVM.

@@ -7,16 +7,17 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build, cmd, setup};
+use crate::{build, cmd, fuzz, setup};
 
-/// Setup, lint, build, then every test: unit tests, BPF_PROG_TEST_RUN tests
-/// and network-namespace tests (the last two need root and fail, never
-/// skip, when they cannot run). Ends with one `N passed, N failed` line
-/// summed over all test binaries.
+/// Setup, lint, build, every fuzz target for a short while, then every
+/// test: unit tests, BPF_PROG_TEST_RUN tests and network-namespace tests
+/// (the last two need root and fail, never skip, when they cannot run).
+/// Ends with one `N passed, N failed` line summed over all test binaries.
 pub fn run() -> Result<()> {
     setup::run()?;
     lint()?;
     build::all(false)?;
+    fuzz::run(None, fuzz::SMOKE_SECONDS, 2)?;
     let mut test = cmd::cargo(&["test", "--workspace", "--no-fail-fast"]);
     eprintln!("+ {}", cmd::describe(&test));
     let mut child = test

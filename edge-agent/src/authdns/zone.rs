@@ -246,6 +246,11 @@ impl Zone {
         self.digest
     }
 
+    /// Every RRset of the zone, in no particular order.
+    pub fn rrsets(&self) -> impl Iterator<Item = &RrSet> {
+        self.nodes.values().flatten()
+    }
+
     /// What the zone has at `name` (which must be inside it).
     pub fn lookup(&self, name: &LowerName) -> Lookup<'_> {
         match self.nodes.get(name) {
