@@ -7,10 +7,10 @@
 
 use std::{net::Ipv4Addr, os::fd::AsFd};
 
-use edge_agent::dataplane::{Dataplane, DoorPolicy, DoorSpec, DoorsSpec, LoadOptions, Protocol};
+use edge_agent::dataplane::{Dataplane, LoadOptions};
 use edge_common::{PASS_PROGRAM_NAME, PROGRAM_NAME};
 use edge_tests::{
-    fixture::{Lab, VIP_ANY4, configure},
+    fixture::{Lab, VIP_ANY4, configure, doors},
     packet::*,
     plan::{VIP_DNS_V4, VIP_WEB_V4, VIP_WEB_V6, client_v4, underlay_v4},
     testrun::time_against_baseline,
@@ -179,25 +179,4 @@ fn main() {
         }
         println!("| total | {:.1} MiB |", total as f64 / (1024.0 * 1024.0));
     });
-}
-
-/// The doors an agent with upstream and overlay BFD sets.
-fn doors() -> DoorsSpec {
-    let door = |protocol, port, policy| DoorSpec {
-        protocol,
-        port,
-        policy,
-    };
-    DoorsSpec {
-        doors: vec![
-            door(Protocol::Tcp, 4179, DoorPolicy::RateLimited),
-            door(Protocol::Tcp, 179, DoorPolicy::ListedOnly),
-            door(Protocol::Udp, 3784, DoorPolicy::ListedOnly),
-            door(Protocol::Udp, 4784, DoorPolicy::ListedOnly),
-        ],
-        syn_rate: 20,
-        syn_burst: 40,
-        v4_prefix: 32,
-        v6_prefix: 64,
-    }
 }

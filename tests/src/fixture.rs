@@ -6,7 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use edge_agent::dataplane::{
-    Dataplane, Encap, NodeConfig, PeerSpec, Protocol, ServiceBackend, ServiceMatch, ServiceSpec,
+    Dataplane, DoorPolicy, DoorSpec, DoorsSpec, Encap, NodeConfig, PeerSpec, Protocol,
+    ServiceBackend, ServiceMatch, ServiceSpec,
 };
 
 use crate::{
@@ -243,5 +244,28 @@ pub fn configure(dp: &mut Dataplane) {
     ];
     for spec in services {
         dp.set_service(&spec).unwrap();
+    }
+}
+
+/// The doors the agent sets with its default config: the control port
+/// rate-limited (20 SYN/s, burst 40, per /32 and /64), BGP and BFD (single
+/// and multihop) for listed sources only.
+pub fn doors() -> DoorsSpec {
+    let door = |protocol, port, policy| DoorSpec {
+        protocol,
+        port,
+        policy,
+    };
+    DoorsSpec {
+        doors: vec![
+            door(Protocol::Tcp, 4179, DoorPolicy::RateLimited),
+            door(Protocol::Tcp, 179, DoorPolicy::ListedOnly),
+            door(Protocol::Udp, 3784, DoorPolicy::ListedOnly),
+            door(Protocol::Udp, 4784, DoorPolicy::ListedOnly),
+        ],
+        syn_rate: 20,
+        syn_burst: 40,
+        v4_prefix: 32,
+        v6_prefix: 64,
     }
 }

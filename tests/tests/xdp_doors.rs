@@ -10,11 +10,11 @@ use std::{
     time::Duration,
 };
 
-use edge_agent::dataplane::{Dataplane, DoorPolicy, DoorSpec, DoorsSpec, LoadOptions, Protocol};
+use edge_agent::dataplane::{Dataplane, DoorsSpec, LoadOptions};
 use edge_common::{PROGRAM_NAME, stats::Counter};
 use edge_tests::{
     counters::changed,
-    fixture::{Lab, configure},
+    fixture::{Lab, configure, doors},
     packet::*,
     plan::{VIP_WEB_V4, underlay_v4, underlay_v6},
     privilege::require_root,
@@ -30,26 +30,6 @@ fn stranger(n: u8) -> Ipv4Addr {
 
 fn stranger6(n: u16) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, n)
-}
-
-fn doors(rate: u32, burst: u32, v4: u8, v6: u8) -> DoorsSpec {
-    let door = |protocol, port, policy| DoorSpec {
-        protocol,
-        port,
-        policy,
-    };
-    DoorsSpec {
-        doors: vec![
-            door(Protocol::Tcp, 4179, DoorPolicy::RateLimited),
-            door(Protocol::Tcp, 179, DoorPolicy::ListedOnly),
-            door(Protocol::Udp, 3784, DoorPolicy::ListedOnly),
-            door(Protocol::Udp, 4784, DoorPolicy::ListedOnly),
-        ],
-        syn_rate: rate,
-        syn_burst: burst,
-        v4_prefix: v4,
-        v6_prefix: v6,
-    }
 }
 
 /// A TCP segment with `flags` (no options), checksummed.
@@ -204,7 +184,7 @@ fn each_door_decides_and_counts() {
         );
         dp.list_source(NEIGHBOR.into()).unwrap();
         dp.list_source(CANDIDATE6.into()).unwrap();
-        dp.set_doors(&doors(20, 40, 32, 64)).unwrap();
+        dp.set_doors(&doors()).unwrap();
         let mut listed = dp.listed_sources().unwrap();
         listed.sort();
         assert_eq!(listed, [IpAddr::from(NEIGHBOR), CANDIDATE6.into()]);
@@ -252,7 +232,14 @@ fn the_control_port_takes_a_burst_then_the_rate_per_source_prefix() {
         // runs on the calling CPU: pin this thread so the per-CPU bucket
         // is one.
         pin_to_cpu(0);
-        dp.set_doors(&doors(10, 3, 24, 48)).unwrap();
+        dp.set_doors(&DoorsSpec {
+            syn_rate: 10,
+            syn_burst: 3,
+            v4_prefix: 24,
+            v6_prefix: 48,
+            ..doors()
+        })
+        .unwrap();
         let me = underlay_v4(1);
         let syn = |src| tcp4(&[], src, me, 4179, SYN);
         let actions: Vec<XdpAction> = (1..=5)

@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Option<&str>, usize)] = &[
     ("bgp_session", Some("bgp"), 8192),
     ("overlay_import", Some("bgp"), 8192),
     ("dns_answer", Some("dns"), 1500),
+    ("srv_discovery", Some("dns"), 4096),
     ("zone_text", Some("zone"), 4096),
     ("config", Some("config"), 8192),
     ("bfd", None, 2048),

@@ -82,8 +82,8 @@ enum Command {
     /// xdp_frames needs root.
     Fuzz {
         /// One target (all when omitted): bgp_decode, bgp_roundtrip,
-        /// bgp_session, overlay_import, dns_answer, zone_text, config, bfd,
-        /// xdp_frames.
+        /// bgp_session, overlay_import, dns_answer, srv_discovery, zone_text,
+        /// config, bfd, xdp_frames.
         target: Option<String>,
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]

@@ -75,7 +75,8 @@ impl Totals {
 }
 
 /// `cargo fmt --check` and clippy with warnings denied, for the host
-/// workspace and for the XDP program (with the nightly, for the BPF target).
+/// workspace, the XDP program (with the nightly, for the BPF target) and
+/// the fuzz crate (with the nightly).
 fn lint() -> Result<()> {
     let root = cmd::root();
     cmd::run(&mut cmd::cargo(&["fmt", "--all", "--", "--check"]))?;
@@ -84,6 +85,17 @@ fn lint() -> Result<()> {
         Command::new("rustfmt")
             .args(["--check", "--edition", "2024"])
             .arg(root.join("edge-ebpf/src/main.rs")),
+    )?;
+    // Nor is the fuzz crate: its library root, targets and seed writer.
+    let fuzz = root.join("edge-agent/fuzz");
+    let mut fuzz_files = vec![fuzz.join("src/lib.rs"), fuzz.join("examples/seeds.rs")];
+    for entry in std::fs::read_dir(fuzz.join("fuzz_targets")).context("listing fuzz targets")? {
+        fuzz_files.push(entry?.path());
+    }
+    cmd::run(
+        Command::new("rustfmt")
+            .args(["--check", "--edition", "2024"])
+            .args(&fuzz_files),
     )?;
     cmd::run(&mut cmd::cargo(&[
         "clippy",
@@ -96,6 +108,19 @@ fn lint() -> Result<()> {
     let mut clippy =
         crate::ebpf_build::cargo_command(&root, &root.join("target/bpf"), "clippy", false);
     clippy.args(["--", "-D", "warnings"]);
+    cmd::run(&mut clippy)?;
+    // The fuzz crate, with the nightly; the agent it builds on embeds the
+    // XDP object, which is built first.
+    let object = build::ebpf(false)?;
+    let mut clippy = Command::new("rustup");
+    clippy
+        .args(["run", crate::ebpf_build::TOOLCHAIN, "cargo", "clippy"])
+        .args(["--all-targets", "--target-dir"])
+        .arg(root.join("target/fuzz-clippy"))
+        .args(["--", "-D", "warnings"])
+        .current_dir(&fuzz)
+        .env("EDGE_EBPF_OBJECT", object);
+    crate::ebpf_build::clean_cargo_env(&mut clippy);
     cmd::run(&mut clippy)
 }
 

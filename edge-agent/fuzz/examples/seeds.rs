@@ -9,8 +9,11 @@ use std::{fs, path::Path};
 use edge_agent::bfd::packet::{self, Diag, Packet, State};
 use edge_fuzz::fixtures::ZONE;
 use hickory_proto::{
-    op::{Edns, Message, Query},
-    rr::{Name, RecordType},
+    op::{Edns, Message, MessageType, Query, ResponseCode},
+    rr::{
+        Name, RData, Record, RecordType,
+        rdata::{A, AAAA, SRV},
+    },
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -96,6 +99,51 @@ fn dns_queries() -> Vec<Vec<u8>> {
     out
 }
 
+/// SRV discovery responses: candidates with addresses in the additional
+/// section, one without, NXDOMAIN, a truncated one.
+fn srv_responses() -> Vec<Vec<u8>> {
+    let owner = Name::from_ascii("_edge-overlay._tcp.cdn.test.").expect("name");
+    let mut out = Vec::new();
+    for variant in 0..4 {
+        let mut m = Message::new();
+        m.set_id(0x4242)
+            .set_message_type(MessageType::Response)
+            .set_recursion_desired(true)
+            .add_query(Query::query(owner.clone(), RecordType::SRV));
+        match variant {
+            2 => {
+                m.set_response_code(ResponseCode::NXDomain);
+            }
+            3 => {
+                m.set_truncated(true);
+            }
+            _ => {}
+        }
+        for (i, host) in ["pop-b", "pop-c"].iter().enumerate() {
+            let target = Name::from_ascii(format!("{host}.cdn.test.")).expect("name");
+            m.add_answer(Record::from_rdata(
+                owner.clone(),
+                60,
+                RData::SRV(SRV::new(10, 5, 4179, target.clone())),
+            ));
+            if variant == 0 || i == 0 {
+                m.add_additional(Record::from_rdata(
+                    target.clone(),
+                    60,
+                    RData::A(A::new(192, 0, 2, 10 + i as u8)),
+                ));
+                m.add_additional(Record::from_rdata(
+                    target,
+                    60,
+                    RData::AAAA(AAAA::new(0x2001, 0xdb8, 0x1d, 0, 0, 0, 0, 10 + i as u16)),
+                ));
+            }
+        }
+        out.push(m.to_vec().expect("encodes"));
+    }
+    out
+}
+
 fn bfd_packets() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for (state, your) in [
@@ -164,6 +212,7 @@ fn main() {
             .into_iter()
             .flat_map(|q| [[&[0u8][..], &q].concat(), [&[1u8][..], &q].concat()]),
     );
+    write(out, "srv_discovery", srv_responses());
     write(
         out,
         "zone_text",

@@ -72,9 +72,10 @@ fuzz_target!(|data: &[u8]| {
         "{} > {limit}",
         reply.bytes.len()
     );
-    if let Some(q) = &parsed {
-        if q.queries().len() == 1 && response.queries().len() == 1 {
-            assert_eq!(response.queries()[0], q.queries()[0], "the question");
-        }
+    if let Some(q) = &parsed
+        && q.queries().len() == 1
+        && response.queries().len() == 1
+    {
+        assert_eq!(response.queries()[0], q.queries()[0], "the question");
     }
 });

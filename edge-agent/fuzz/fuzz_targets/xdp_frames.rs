@@ -15,7 +15,7 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
-use edge_agent::dataplane::{Dataplane, DoorPolicy, DoorSpec, DoorsSpec, LoadOptions, Protocol};
+use edge_agent::dataplane::{Dataplane, LoadOptions};
 use edge_common::{
     PROGRAM_NAME,
     stats::{Counter, FIRST_ATTRIBUTE},
@@ -23,7 +23,7 @@ use edge_common::{
 use edge_fuzz::frames::frame;
 use edge_tests::{
     counters::changed,
-    fixture::{Lab, configure},
+    fixture::{Lab, configure, doors},
     packet::{ETH_P_IPV4, ETH_P_IPV6, checksum},
     plan::underlay_v4,
     testrun::{XdpAction, run_on},
@@ -69,24 +69,7 @@ fn world() -> &'static Mutex<World> {
         unsafe { libc::atexit(delete_lab) };
         let mut dp = Dataplane::load(&LoadOptions::default()).expect("load the XDP object");
         configure(&mut dp);
-        let door = |protocol, port, policy| DoorSpec {
-            protocol,
-            port,
-            policy,
-        };
-        dp.set_doors(&DoorsSpec {
-            doors: vec![
-                door(Protocol::Tcp, 4179, DoorPolicy::RateLimited),
-                door(Protocol::Tcp, 179, DoorPolicy::ListedOnly),
-                door(Protocol::Udp, 3784, DoorPolicy::ListedOnly),
-                door(Protocol::Udp, 4784, DoorPolicy::ListedOnly),
-            ],
-            syn_rate: 20,
-            syn_burst: 40,
-            v4_prefix: 32,
-            v6_prefix: 64,
-        })
-        .expect("doors");
+        dp.set_doors(&doors()).expect("doors");
         dp.list_source(IpAddr::V4(underlay_v4(2)))
             .expect("list a source");
         Mutex::new(World { dp, ifindex })

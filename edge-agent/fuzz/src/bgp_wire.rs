@@ -53,10 +53,11 @@ pub fn unicast_prefixes(message: &[u8]) -> Option<(Vec<Prefix>, Vec<Prefix>)> {
                     *value.get(2)?,
                     usize::from(*value.get(3)?),
                 );
-                if safi == 1 && (afi == 1 || afi == 2) {
-                    if let Some(field) = value.get(4 + hop_len + 1..) {
-                        announced.extend(prefixes(field, afi == 2)?);
-                    }
+                if safi == 1
+                    && (afi == 1 || afi == 2)
+                    && let Some(field) = value.get(4 + hop_len + 1..)
+                {
+                    announced.extend(prefixes(field, afi == 2)?);
                 }
             }
             15 => {

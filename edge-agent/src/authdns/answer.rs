@@ -94,11 +94,15 @@ pub enum Outcome {
     NotImp,
     /// BADVERS: an EDNS version we do not speak.
     BadVers,
+    /// SERVFAIL: the answer could not be encoded (zone checks refuse
+    /// what the wire cannot carry, so this is a bug if it is ever
+    /// counted; the client still gets a reply).
+    ServFail,
 }
 
 impl Outcome {
     /// Every outcome, in order (for counters).
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Answer,
         Outcome::NoData,
         Outcome::NxDomain,
@@ -106,6 +110,7 @@ impl Outcome {
         Outcome::FormErr,
         Outcome::NotImp,
         Outcome::BadVers,
+        Outcome::ServFail,
     ];
 
     /// A short lower-case name (for metrics labels and status).
@@ -118,6 +123,7 @@ impl Outcome {
             Outcome::FormErr => "formerr",
             Outcome::NotImp => "notimp",
             Outcome::BadVers => "badvers",
+            Outcome::ServFail => "servfail",
         }
     }
 }
@@ -344,17 +350,35 @@ fn encode(response: &mut Message, outcome: Outcome, limit: usize) -> Option<Repl
         Outcome::FormErr => ResponseCode::FormErr,
         Outcome::NotImp => ResponseCode::NotImp,
         Outcome::BadVers => ResponseCode::BADVERS,
+        Outcome::ServFail => ResponseCode::ServFail,
     });
-    let mut bytes = response.to_vec().ok()?;
+    let servfail = |response: &Message| {
+        let opcode = u8::from(response.op_code());
+        header_only(
+            response.id(),
+            opcode,
+            response.recursion_desired(),
+            Outcome::ServFail,
+        )
+    };
+    let Ok(mut bytes) = response.to_vec() else {
+        return Some(servfail(response));
+    };
     if bytes.len() > limit && !response.additionals().is_empty() {
         response.take_additionals();
-        bytes = response.to_vec().ok()?;
+        let Ok(b) = response.to_vec() else {
+            return Some(servfail(response));
+        };
+        bytes = b;
     }
     if bytes.len() > limit {
         response.take_answers();
         response.take_name_servers();
         response.set_truncated(true);
-        bytes = response.to_vec().ok()?;
+        let Ok(b) = response.to_vec() else {
+            return Some(servfail(response));
+        };
+        bytes = b;
     }
     Some(Reply {
         bytes,
@@ -368,6 +392,7 @@ fn encode(response: &mut Message, outcome: Outcome, limit: usize) -> Option<Repl
 fn header_only(id: u16, opcode: u8, rd: bool, outcome: Outcome) -> Reply {
     let rcode = match outcome {
         Outcome::NotImp => 4,
+        Outcome::ServFail => 2,
         _ => 1,
     };
     let mut bytes = vec![0; HEADER];

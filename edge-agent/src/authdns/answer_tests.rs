@@ -644,3 +644,39 @@ fn no_input_makes_the_request_path_panic() {
         check_any(&input, &zones, &settings);
     }
 }
+
+#[test]
+fn an_answer_that_cannot_be_encoded_is_servfail_not_silence() {
+    // Zone loading refuses such records (issue 18: a TXT string over 255
+    // bytes loaded, then every query for it got no reply); a zone built
+    // around that check shows what the answerer does if one gets through.
+    use hickory_proto::rr::{Record, rdata::TXT};
+    let origin = Name::from_ascii("cdn.test.").unwrap();
+    let mut records: Vec<Record> = Zone::parse("cdn.test", ZONE, 300, None)
+        .unwrap()
+        .rrsets()
+        .flat_map(|s| s.records.clone())
+        .collect();
+    let long = Name::from_ascii("long.cdn.test.").unwrap();
+    records.push(Record::from_rdata(
+        long.clone(),
+        300,
+        RData::TXT(TXT::new(vec!["x".repeat(300)])),
+    ));
+    let zones = ZoneSet::new(vec![Zone::from_records(origin, records).unwrap()]).unwrap();
+    let mut query = Message::new();
+    query
+        .set_id(0x5151)
+        .add_query(Query::query(long, RecordType::TXT));
+    let reply = respond(
+        &zones,
+        &settings(),
+        &query.to_vec().unwrap(),
+        Transport::Udp,
+    )
+    .expect("a reply");
+    assert_eq!(reply.outcome, Outcome::ServFail);
+    let parsed = Message::from_vec(&reply.bytes).unwrap();
+    assert_eq!(parsed.id(), 0x5151);
+    assert_eq!(parsed.response_code(), ResponseCode::ServFail);
+}

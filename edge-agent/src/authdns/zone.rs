@@ -103,7 +103,7 @@ impl Zone {
     }
 
     /// Checks and indexes `records` as the zone at `origin`.
-    fn from_records(origin: Name, records: Vec<Record>) -> Result<Zone, String> {
+    pub(super) fn from_records(origin: Name, records: Vec<Record>) -> Result<Zone, String> {
         let apex = LowerName::new(&origin);
         let mut nodes: BTreeMap<LowerName, Vec<RrSet>> = BTreeMap::new();
         let mut soa = None;

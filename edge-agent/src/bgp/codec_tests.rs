@@ -598,12 +598,12 @@ fn packing_fits_4096_and_keeps_every_prefix() {
     );
 }
 
-// Findings of the coverage-guided fuzzers (issue 18), each minimised.
+// Findings of coverage-guided fuzzing (issue 18), each minimised.
 
 #[test]
 fn treat_as_withdraw_keeps_the_withdrawals_of_the_other_family() {
     // Malformed ORIGIN, MP_UNREACH of IPv4 unicast 192.0.2.1/32, MP_REACH
-    // of IPv6 unicast 2001:db8:1d::9/128 (found by `bgp_decode`).
+    // of IPv6 unicast 2001:db8:1d::9/128.
     let bytes = hex(
         "ffffffffffffffffffffffffffffffff005802000000414001010740020602010000fbf4\
          800f0800010120c0000201800e260002011020010db800ff00000000000000000002008\
@@ -711,7 +711,7 @@ fn other_safis_are_neither_announced_nor_withdrawn_as_unicast_routes() {
 
 #[test]
 fn opens_with_254_and_more_bytes_of_capabilities_encode() {
-    // Found by `bgp_roundtrip`: 254 and 255 bytes overflowed `param_len + 2`.
+    // 254 and 255 bytes overflowed `param_len + 2`.
     for caps_len in [250, 251, 252, 253, 254, 255, 256, 1000, 4058] {
         // One unknown capability of the length that makes `caps_len` in
         // all, with a four-octet AS capability (6 bytes) before it.
@@ -750,7 +750,7 @@ fn opens_with_254_and_more_bytes_of_capabilities_encode() {
 
 #[test]
 fn unknown_attributes_round_trip_whatever_their_order() {
-    // Found by `bgp_roundtrip`: decode kept wire order, encode type order.
+    // Decode kept wire order, encode type order.
     let attrs = [
         hex(GOOD_ATTRS),
         hex("c0 f0 01 01  c0 21 01 02  c0 80 01 03"),

@@ -141,3 +141,18 @@ fn zones_must_not_repeat_or_nest() {
         "nested zones are not served",
     );
 }
+
+#[test]
+fn zone_records_the_answerer_cannot_serve_are_problems_not_panics() {
+    // Issue 18: this line panicked `check-config` (and a SIGHUP) inside
+    // hickory-proto's SVCB parser; \u0011 is the control character.
+    for (line, what) in [
+        ("h HTTPS 1 . alpn=\\u0011", "type HTTPS is not served"),
+        ("x A 192.0.2.1 junk", "`junk` after the record's data"),
+        ("@ CAA 0 a.b c", "CAA record of cdn.test."),
+    ] {
+        let zone = ZONE_LINES.replace("\"www A 203.0.113.10\"", &format!("\"{line}\""));
+        let e = problems(&with_dns(&zone));
+        assert_problem(&e, "dns.zones[0]", what);
+    }
+}

@@ -156,7 +156,7 @@ pub struct DnsDoc {
     /// Queries received, by transport (`udp`, `tcp`).
     pub queries: BTreeMap<String, u64>,
     /// Responses sent, by outcome (`answer`, `nodata`, `nxdomain`,
-    /// `refused`, `formerr`, `notimp`, `badvers`).
+    /// `refused`, `formerr`, `notimp`, `badvers`, `servfail`).
     pub responses: BTreeMap<String, u64>,
     /// Responses truncated (TC=1) to fit the client's UDP size.
     pub truncated: u64,
