@@ -850,9 +850,10 @@ fn encode_open(open: &Open) -> Result<Vec<u8>, EncodeError> {
 const PARAM_CAPABILITIES: u8 = 2;
 
 /// The most capability bytes an OPEN can carry in the extended form: the
-/// message is at most 4096 bytes, of which 19 are the header, 10 the fixed
-/// OPEN fields, 4 the extended length marker and 3 the parameter header.
-const MAX_OPEN_PARAMS: u16 = (MAX_MESSAGE_LEN - HEADER_LEN - 10 - 4 - 3) as u16;
+/// message is at most 4096 bytes, of which 19 are the header, 9 the fixed
+/// OPEN fields (version, My AS, hold time, BGP identifier), 4 the marker
+/// 255/255 and the two-byte length, and 3 the parameter header: 4061.
+const MAX_OPEN_PARAMS: u16 = (MAX_MESSAGE_LEN - HEADER_LEN - 9 - 4 - 3) as u16;
 
 /// AFI, then (MP capability form) a reserved byte, then SAFI.
 fn family_bytes(f: Family, reserved: bool) -> Vec<u8> {

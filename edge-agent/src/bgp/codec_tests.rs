@@ -712,9 +712,9 @@ fn other_safis_are_neither_announced_nor_withdrawn_as_unicast_routes() {
 #[test]
 fn opens_with_254_and_more_bytes_of_capabilities_encode() {
     // 254 and 255 bytes overflowed `param_len + 2`.
-    for caps_len in [250, 251, 252, 253, 254, 255, 256, 1000, 4058] {
-        // One unknown capability of the length that makes `caps_len` in
-        // all, with a four-octet AS capability (6 bytes) before it.
+    // A four-octet AS capability (6 bytes), then unknown ones up to
+    // `caps_len` bytes of capabilities in all.
+    let open_with = |caps_len: usize| {
         let mut open = sample_open();
         open.capabilities = vec![Capability::FourOctetAs(64500)];
         let mut left = caps_len - 6;
@@ -726,6 +726,10 @@ fn opens_with_254_and_more_bytes_of_capabilities_encode() {
             });
             left -= value_len + 2;
         }
+        open
+    };
+    for caps_len in [250, 251, 252, 253, 254, 255, 256, 1000, 4061] {
+        let open = open_with(caps_len);
         let bytes = encoded(&Message::Open(open.clone()), &FOUR);
         assert_eq!(
             decoded(&bytes, &FOUR).message,
@@ -735,15 +739,10 @@ fn opens_with_254_and_more_bytes_of_capabilities_encode() {
         // The classic form while it fits, RFC 9072's beyond.
         assert_eq!(bytes[28] == 255 && bytes[29] == 255, caps_len > 253);
     }
-    let mut open = sample_open();
-    open.capabilities = (0..20)
-        .map(|_| Capability::Unknown {
-            code: 200,
-            value: vec![7; 255],
-        })
-        .collect();
+    // 4061 bytes make a 4096-byte OPEN; one more does not fit.
+    assert_eq!(encoded(&Message::Open(open_with(4061)), &FOUR).len(), 4096);
     assert!(matches!(
-        encode(&Message::Open(open), &FOUR, &mut Vec::new()),
+        encode(&Message::Open(open_with(4062)), &FOUR, &mut Vec::new()),
         Err(EncodeError::Oversized(_))
     ));
 }
